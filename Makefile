@@ -1,0 +1,50 @@
+# Two commands: `make book` and `make test`. Both create .venv from pyproject.toml when it is missing.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PROFILE ?= default
+STAMP   := $(VENV)/.medvision-installed
+
+export MPLBACKEND ?= Agg
+export PYTHONUNBUFFERED := 1
+
+.PHONY: book test unit notebooks book-smoke lint bench sync clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name medvision --display-name "Python (medvision)" >/dev/null
+	@touch $@
+
+## make book [PROFILE=default|smoke|cpu|gpu]: execute the notebooks with papermill, build _build/html
+book: $(STAMP)
+	$(BIN)/python -m medvision.book --profile $(PROFILE)
+
+## make test: unit tests + nbval on the notebooks (smoke parameters) + a `jb build -W` of the smoke book
+test: unit notebooks book-smoke
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider notebooks/
+
+# Built in a staging copy so that `make test` never overwrites the book that `make book` produced.
+book-smoke: $(STAMP)
+	$(BIN)/python -m medvision.book --profile smoke --stage _build/smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check medvision tests bench notebooks
+
+bench: $(STAMP)
+	$(BIN)/python bench/data_pipeline.py
+
+## make sync: re-pair notebooks/*.ipynb with their py:percent twins
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.ipynb
+
+clean:
+	rm -rf _build book/generated

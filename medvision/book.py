@@ -1,0 +1,200 @@
+"""Run the book: execute each notebook with papermill under a profile, then build the HTML with Jupyter Book.
+
+``python -m medvision.book --profile smoke|default|cpu|gpu`` (also ``make book`` and ``medvision book``).
+Parameters per notebook come from ``profiles/<profile>.yaml``; executed copies go where ``_toc.yml`` points
+(``book/generated/``), written atomically; ``jb build`` runs with warnings as errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+import medvision
+
+KERNEL_NAME = "medvision"
+GENERATED = Path("book") / "generated"
+PROFILES = ("smoke", "default", "cpu", "gpu")
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) holding ``_config.yml`` and ``notebooks/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(f"no medvision book (a folder with _config.yml and notebooks/) at or above {here}")
+
+
+def load_profile(name: str, root: Path) -> dict:
+    """Read ``profiles/<name>.yaml``: ``{description, notebooks: {notebook: {param: value}}}``."""
+    path = root / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise FileNotFoundError(f"profile {name!r} not found: no {path}; profiles are {known}")
+    profile = yaml.safe_load(path.read_text()) or {}
+    notebooks = profile.get("notebooks")
+    if not isinstance(notebooks, dict) or not notebooks:
+        raise ValueError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
+    for nb, params in notebooks.items():
+        if not (root / "notebooks" / f"{nb}.ipynb").is_file():
+            raise FileNotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"{path}: parameters of {nb!r} must be a mapping")
+    return profile
+
+
+def ensure_kernel() -> None:
+    """Register the ``medvision`` Jupyter kernel for this Python if it is not registered yet."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL_NAME in KernelSpecManager().find_kernel_specs():
+        return
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (medvision)", prefix=sys.prefix)
+
+
+def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
+    """Execute ``source`` with papermill into ``target`` (atomically: a failed run leaves no page)."""
+    import papermill as pm
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.running.ipynb")
+    try:
+        pm.execute_notebook(str(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
+                            cwd=str(cwd), progress_bar=False, log_output=False)
+    except BaseException:
+        failed = target.with_name(f"{target.stem}.failed.ipynb")
+        if tmp.exists():
+            os.replace(tmp, failed)
+            print(f"  the executed notebook with the error is at {failed}", file=sys.stderr)
+        raise
+    os.replace(tmp, target)
+
+
+def stage_book(root: Path, dest: Path) -> Path:
+    """Copy the book's sources (config, toc, prose pages) to ``dest`` so a build there leaves ``root`` alone."""
+    dest = dest.resolve()
+    if dest == root.resolve():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, dest / name)
+    shutil.rmtree(dest / "book", ignore_errors=True)
+    shutil.copytree(root / "book", dest / "book", ignore=shutil.ignore_patterns("generated"))
+    (dest / "notebooks").mkdir(exist_ok=True)  # find_repo_root() recognises the staged book too
+    return dest
+
+
+def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
+                  out_root: Path | None = None) -> dict:
+    """Execute the profile's notebooks in order into ``<out_root>/book/generated``.
+
+    Returns the timings and facts that are also written to ``_run.json`` there.
+    """
+    profile = load_profile(profile_name, root)
+    ensure_kernel()
+    out_dir = (out_root or root) / GENERATED
+    record = {"profile": profile_name, "medvision": medvision.__version__,
+              "python": platform.python_version(), "git_commit": _git_commit(root), "notebooks": {}}
+    for nb, params in profile["notebooks"].items():
+        if only and nb not in only:
+            continue
+        params = {**(params or {}), "profile": profile_name}
+        print(f"[{profile_name}] executing notebooks/{nb}.ipynb", flush=True)
+        start = time.perf_counter()
+        execute_notebook(root / "notebooks" / f"{nb}.ipynb", out_dir / f"{nb}.ipynb", params,
+                         cwd=root / "notebooks")
+        seconds = round(time.perf_counter() - start, 1)
+        record["notebooks"][nb] = {"seconds": seconds, "parameters": params}
+        print(f"[{profile_name}] {nb} done in {seconds:.1f} s", flush=True)
+    tmp = out_dir / "._run.json"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, out_dir / "_run.json")
+    return record
+
+
+def build_html(root: Path, strict: bool = True) -> Path:
+    """Run ``jupyter-book build`` (``-W -n --keep-going`` when strict); return the HTML index."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=root)
+    return root / "_build" / "html" / "index.html"
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_banner(profile: str, **facts: object):
+    """A Markdown block for the top of a results page: profile, data, model, seed; smoke runs flagged.
+
+    Returns an ``IPython.display.Markdown`` object so notebooks show it as their output.
+    """
+    from IPython.display import Markdown
+
+    lines = []
+    if profile == "smoke":
+        lines.append("> **Smoke profile.** This page was produced by the tiny settings used by tests and CI. "
+                     "It shows that the pipeline runs; its numbers are not results. Build the book with "
+                     "`make book` (default profile) for real ones.")
+        lines.append(">")
+    facts_text = "; ".join(f"{k.replace('_', ' ')}: `{v}`" for k, v in facts.items())
+    lines.append(f"> Produced by the **{profile}** profile — {facts_text}.")
+    lines.append(">")
+    lines.append(f"> *{medvision.DISCLAIMER}*")
+    return Markdown("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medvision book", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default", help=f"one of {', '.join(PROFILES)} (profiles/*.yaml)")
+    parser.add_argument("--only", nargs="*", default=(), help="execute only these notebooks")
+    parser.add_argument("--no-execute", action="store_true", help="build from already executed notebooks")
+    parser.add_argument("--no-build", action="store_true", help="execute notebooks, skip jupyter-book")
+    parser.add_argument("--root", type=Path, default=None, help="book folder (default: found from cwd)")
+    parser.add_argument("--stage", type=Path, default=None,
+                        help="build in a copy of the book at this folder instead of in place")
+    args = parser.parse_args(argv)
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        root = find_repo_root(args.root)
+        target = stage_book(root, args.stage) if args.stage else root
+        if not args.no_execute:
+            run_notebooks(args.profile, root, args.only, out_root=target)
+        if not args.no_build:
+            index = build_html(target)
+            print(f"book built: {index}")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"medvision book: {exc}", file=sys.stderr)
+        return 2
+    except PapermillExecutionError as exc:
+        print(f"medvision book: a notebook failed:\n{exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"medvision book: jupyter-book failed (exit {exc.returncode})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # Exploratory data analysis
+#
+# Before adapting an ImageNet backbone to a medical data set we look at what the data actually is: how many
+# images each class has in each split (imbalance decides the loss, the sampler and the metric), what the
+# images look like, how their sizes and intensities vary, and whether the same image — or the same patient
+# or lesion — sits on both sides of a split, which would make test scores meaningless.
+#
+# Everything below is computed by `medvision` from the data named in the parameters.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+source: str = "medmnist"  # medmnist | folder | csv
+name: str = "pneumoniamnist"  # MedMNIST flag, or folder / CSV path relative to the data root
+size: int = 28  # MedMNIST file size: 28, 64, 128 or 224
+data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled MedMNIST files last)
+path_col: str = "path"  # CSV column of image paths
+label_col: str = "label"  # CSV column of labels
+group_col: str = ""  # CSV column of patient / lesion ids (enables group statistics)
+seed: int = 0  # seed of the split (for sets without one) and of the random samples shown
+grid_per_class: int = 8  # images per class in the sample grid
+max_stats_images: int = 300  # images analysed for size / intensity statistics
+near_duplicate_distance: int = 4  # max perceptual-hash distance (of 64 bits) for a near duplicate
+
+# %%
+from IPython.display import Markdown, display
+
+from medvision import book, eda, plots
+from medvision.data import (DataConfig, group_statistics, image_statistics, leakage_report, load_data,
+                            summarize_leakage)
+
+config = DataConfig(source=source, name=name, size=size, data_root=data_root, path_col=path_col,
+                    label_col=label_col, group_col=group_col, seed=seed)
+table = load_data(config)
+book.run_banner(profile, data=table.name, images=len(table), seed=seed)
+
+# %% [markdown]
+# ## The data card
+#
+# Where the images come from, under which licence, and how they are split.
+
+# %%
+eda.data_card(table)
+
+# %% [markdown]
+# ## Classes and splits
+#
+# Images per class in each split, then each class's share and how many times smaller it is than the
+# largest class. A large ratio means plain accuracy will flatter the model; the later chapters report
+# balanced accuracy and macro-F1 for that reason.
+
+# %%
+table.counts()
+
+# %%
+eda.class_balance(table)
+
+# %%
+fig, ax = plots.plot_class_counts(table.counts())
+ax.set_title(f"{table.name}: images per class and split");
+
+# %% [markdown]
+# ## What the images look like
+#
+# Randomly chosen training images, one row per class.
+
+# %%
+fig, ax = plots.plot_sample_grid(table, per_class=grid_per_class, seed=seed,
+                                 split="train" if "train" in table.splits else None)
+ax.set_title("random training images per class");
+
+# %% [markdown]
+# ## Sizes and intensities
+#
+# Original image sizes and the distribution of each image's mean gray level, per class, on a random
+# sample. Systematic differences between classes here (one class brighter, or larger) are shortcuts a
+# network can learn instead of the pathology.
+
+# %%
+stats = image_statistics(table, max_images=max_stats_images, seed=seed)
+stats.groupby("class_name")[["width", "height", "mean", "std"]].describe().T.round(1)
+
+# %%
+fig, ax = plots.plot_intensity_distribution(stats)
+ax.set_title("mean gray level per image, by class");
+
+# %%
+if stats["width"].nunique() > 1 or stats["height"].nunique() > 1:
+    fig, ax = plots.plot_image_sizes(stats)
+else:
+    display(Markdown(f"All analysed images are {stats['width'].iloc[0]} x {stats['height'].iloc[0]} px "
+                     f"({', '.join(sorted(stats['mode'].unique()))})."))
+
+# %% [markdown]
+# ## Leakage between splits
+#
+# Exact duplicates have identical pixels; near duplicates have perceptual hashes within the chosen
+# distance; group leakage means one patient or lesion appears in more than one split.
+
+# %%
+report = leakage_report(table, max_distance=near_duplicate_distance)
+summary = summarize_leakage(report)
+display(summary)
+display(Markdown(eda.describe_leakage(summary, table)))
+
+# %%
+if (report["kind"] != "group").any():
+    fig, ax = plots.plot_leakage_pairs(table, report)
+    ax.set_title("closest pairs (cross-split first)");
+
+# %% [markdown]
+# ## Groups
+#
+# When the data has a group column (patients, lesions), how many images each group contributes.
+# Splits that ignore groups put images of one lesion on both sides.
+
+# %%
+groups = group_statistics(table)
+if groups.empty:
+    display(Markdown("This data set has no group column."))
+else:
+    display(groups)
+    fig, ax = plots.plot_group_sizes(groups)
