@@ -39,8 +39,14 @@ near_duplicate_distance: int = 4  # max perceptual-hash distance (of 64 bits) fo
 from IPython.display import Markdown, display
 
 from medvision import book, eda, plots
-from medvision.data import (DataConfig, group_statistics, image_statistics, leakage_report, load_data,
-                            summarize_leakage)
+from medvision.data import (
+    DataConfig,
+    group_statistics,
+    image_statistics,
+    leakage_report,
+    load_data,
+    summarize_leakage,
+)
 
 config = DataConfig(source=source, name=name, size=size, data_root=data_root, path_col=path_col,
                     label_col=label_col, group_col=group_col, seed=seed)
@@ -70,7 +76,7 @@ eda.class_balance(table)
 
 # %%
 fig, ax = plots.plot_class_counts(table.counts())
-ax.set_title(f"{table.name}: images per class and split");
+ax.set_title(f"{table.name}: images per class and split")
 
 # %% [markdown]
 # ## What the images look like
@@ -80,7 +86,7 @@ ax.set_title(f"{table.name}: images per class and split");
 # %%
 fig, ax = plots.plot_sample_grid(table, per_class=grid_per_class, seed=seed,
                                  split="train" if "train" in table.splits else None)
-ax.set_title("random training images per class");
+ax.set_title("random training images per class")
 
 # %% [markdown]
 # ## Sizes and intensities
@@ -95,7 +101,7 @@ stats.groupby("class_name")[["width", "height", "mean", "std"]].describe().T.rou
 
 # %%
 fig, ax = plots.plot_intensity_distribution(stats)
-ax.set_title("mean gray level per image, by class");
+ax.set_title("mean gray level per image, by class")
 
 # %%
 if stats["width"].nunique() > 1 or stats["height"].nunique() > 1:
@@ -119,7 +125,7 @@ display(Markdown(eda.describe_leakage(summary, table)))
 # %%
 if (report["kind"] != "group").any():
     fig, ax = plots.plot_leakage_pairs(table, report)
-    ax.set_title("closest pairs (cross-split first)");
+    ax.set_title("closest pairs (cross-split first)")
 
 # %% [markdown]
 # ## Groups

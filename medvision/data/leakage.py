@@ -55,8 +55,10 @@ def near_duplicate_pairs(phash: np.ndarray, max_distance: int, chunk: int = 2048
         ii.append(rows[keep])
         jj.append(cols[keep])
         dd.append(dist[rows[keep] - start, cols[keep]])
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64))
-    return cat(ii), cat(jj), cat(dd)
+    if not ii:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    return np.concatenate(ii), np.concatenate(jj), np.concatenate(dd)
 
 
 def leakage_report(table: SampleTable, max_distance: int = 4, progress: bool = False) -> pd.DataFrame:

@@ -1,0 +1,89 @@
+"""Images/s of medvision's tensor pipeline vs torchvision ImageFolder + PIL transforms, measured in one run.
+
+Same images (the chest X-ray subset, 224 px JPEGs), same output (64 px, normalised), equivalent
+augmentation (random resized crop 0.8-1.0, horizontal flip, +-10 degree rotation, brightness/contrast 0.1).
+Prints a ratio; absolute numbers on these noisy machines mean little.
+
+    python bench/data_pipeline.py [--data ../shared/data/chest_xray_224] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+from torchvision import datasets, transforms
+
+from medvision.data import AugmentConfig, TensorLoader, build_tensor_cache, load_image_folder
+
+SIZE = 64
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+def torchvision_loader(root: Path, batch_size: int, workers: int) -> DataLoader:
+    tf = transforms.Compose([
+        transforms.RandomResizedCrop(SIZE, scale=(0.8, 1.0)),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomRotation(10),
+        transforms.ColorJitter(brightness=0.1, contrast=0.1),
+        transforms.ToTensor(),
+        transforms.Normalize(MEAN, STD),
+    ])
+    splits = [datasets.ImageFolder(str(d), transform=tf) for d in sorted(root.iterdir()) if d.is_dir()]
+    return DataLoader(ConcatDataset(splits), batch_size=batch_size, shuffle=True, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
+def images_per_second(loader, epochs: int) -> float:
+    n = 0
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        for x, _ in loader:
+            n += len(x)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "chest_xray_224")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    baseline = torchvision_loader(args.data, args.batch_size, args.workers)
+    next(iter(baseline))  # start the workers before timing
+    tv = images_per_second(baseline, args.epochs)
+
+    table = load_image_folder(args.data)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        start = time.perf_counter()
+        cache = build_tensor_cache(table, SIZE, cache_dir=cache_dir, progress=False)
+        build = time.perf_counter() - start
+        aug = AugmentConfig(hflip=0.5, degrees=10, scale=(0.8, 1.0), brightness=0.1, contrast=0.1)
+        loader = TensorLoader(cache.array, cache.table.labels, MEAN, STD, batch_size=args.batch_size,
+                              shuffle=True, augment=aug)
+        mv = images_per_second(loader, args.epochs)
+
+    n = len(table)
+    print(f"images: {n} ({args.data.name}), output {SIZE}px, {args.epochs} epochs, batch {args.batch_size}, "
+          f"torch threads {torch.get_num_threads()}, torchvision workers {args.workers}")
+    print(f"torchvision ImageFolder + PIL transforms : {tv:9.0f} images/s")
+    print(f"medvision tensor cache + batch augment   : {mv:9.0f} images/s "
+          f"(one-off cache build {build:.2f} s = {n / build:.0f} images/s)")
+    print(f"ratio per epoch (medvision / torchvision): {mv / tv:.1f}x")
+    first = n / (build + n / mv)
+    print(f"ratio of the first epoch, cache build included: {first / tv:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

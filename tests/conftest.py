@@ -1,0 +1,41 @@
+"""Shared fixtures: the real data in ../shared/data, and a private tensor cache per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDVISION_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$MEDVISION_TEST_DATA``): real MedMNIST, chest X-ray and HAM10000 files."""
+    if not (SHARED_DATA / "medmnist").is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set MEDVISION_TEST_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tensor caches and downloads of the tests out of the user's ~/.cache."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("MEDVISION_CACHE", str(base / "tensor-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+    monkeypatch.delenv("MEDVISION_DATA", raising=False)
+
+
+def write_image(path: Path, size: tuple[int, int] = (32, 24), seed: int = 0, mode: str = "RGB",
+                fmt: str | None = None) -> Path:
+    """Write a small random image (for building bad-input trees)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path

@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from medvision import DISCLAIMER
+from medvision.book import PROFILES, find_repo_root, load_profile, run_banner, stage_book
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_names_existing_notebooks(profile):
+    prof = load_profile(profile, REPO)
+    assert "01_eda" in prof["notebooks"]
+
+
+def test_profile_parameters_exist_in_the_notebooks():
+    """A typo in a profile would be injected silently by papermill; catch it here."""
+    for profile in PROFILES:
+        for nb, params in load_profile(profile, REPO)["notebooks"].items():
+            source = jupytext.read(REPO / "notebooks" / f"{nb}.py")
+            cell = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
+            declared = {line.split(":")[0].strip() for line in cell.source.splitlines() if ":" in line}
+            assert set(params) <= declared, (profile, nb, set(params) - declared)
+
+
+def test_unknown_profile_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="profile 'nope' not found"):
+        load_profile("nope", REPO)
+
+
+def test_bad_profile_file(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump({"notebooks": {"99_missing": {}}}))
+    with pytest.raises(FileNotFoundError, match="99_missing"):
+        load_profile("x", tmp_path)
+
+
+def test_smoke_banner_labels_results():
+    text = run_banner("smoke", data="pneumoniamnist_28", seed=0).data
+    assert "Smoke profile" in text and "not results" in text and DISCLAIMER in text
+    assert "Smoke" not in run_banner("default", data="x").data
+
+
+def test_stage_book_copies_sources_only(tmp_path):
+    dest = stage_book(REPO, tmp_path / "stage")
+    assert (dest / "_toc.yml").is_file() and (dest / "book" / "intro.md").is_file()
+    assert not (dest / "book" / "generated").exists()
+    assert find_repo_root(dest) == dest
+
+
+def test_toc_points_at_generated_notebooks():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for nb in load_profile("default", REPO)["notebooks"]:
+        assert f"book/generated/{nb}" in files
+
+
+@pytest.mark.parametrize("ipynb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_paired_stripped_and_use_the_medvision_kernel(ipynb):
+    nb = json.loads(ipynb.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "medvision"
+    assert nb["metadata"]["jupytext"]["formats"] == "ipynb,py:percent"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "outputs not stripped"
+    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
+    paired = jupytext.read(ipynb.with_suffix(".py"))
+    assert [c.source for c in paired.cells] == ["".join(c["source"]) for c in nb["cells"]], \
+        f"{ipynb.name} and its .py twin drifted apart: run `make sync`"
