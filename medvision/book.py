@@ -105,6 +105,8 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     """
     profile = load_profile(profile_name, root)
     ensure_kernel()
+    # Kernels inherit the environment; a headless MPLBACKEND=Agg (CI, make) would hide every figure.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out_dir = (out_root or root) / GENERATED
     record = {"profile": profile_name, "medvision": medvision.__version__,
               "python": platform.python_version(), "git_commit": _git_commit(root), "notebooks": {}}

@@ -71,3 +71,19 @@ def test_notebooks_are_paired_stripped_and_use_the_medvision_kernel(ipynb):
     paired = jupytext.read(ipynb.with_suffix(".py"))
     assert [c.source for c in paired.cells] == ["".join(c["source"]) for c in nb["cells"]], \
         f"{ipynb.name} and its .py twin drifted apart: run `make sync`"
+
+
+def test_executed_eda_page_has_figures(tmp_path, monkeypatch):
+    """Run the EDA chapter as the book does (smoke profile) and check it shows real figures."""
+    from medvision.book import run_notebooks
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as under make/CI: the runner must still render inline
+    record = run_notebooks("smoke", REPO, only=["01_eda"], out_root=tmp_path)
+    assert record["notebooks"]["01_eda"]["parameters"]["profile"] == "smoke"
+    nb = json.loads((tmp_path / "book" / "generated" / "01_eda.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    text = json.dumps(outputs)
+    assert "Smoke profile" in text and "pneumoniamnist_28" in text
+    assert (tmp_path / "book" / "generated" / "_run.json").is_file()
