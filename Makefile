@@ -41,10 +41,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/head_only.py
 
 ## make sync: re-pair notebooks/*.ipynb with their py:percent twins
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 clean:
-	rm -rf _build book/generated
+	rm -rf _build book/generated runs

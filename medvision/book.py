@@ -146,6 +146,18 @@ def _git_commit(root: Path) -> str:
         return "unknown"
 
 
+def runs_dir(profile: str, dataset: str, override: str = "") -> Path:
+    """Where a chapter's run directories go: ``override`` if given, else ``<repo>/runs/<profile>/<dataset>``
+    (``./runs/...`` outside a checkout)."""
+    if override:
+        return Path(override).expanduser().resolve()
+    try:
+        base = find_repo_root()
+    except FileNotFoundError:
+        base = Path.cwd()
+    return base / "runs" / profile / dataset
+
+
 def run_banner(profile: str, **facts: object):
     """A Markdown block for the top of a results page: profile, data, model, seed; smoke runs flagged.
 

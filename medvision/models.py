@@ -144,8 +144,28 @@ def _from_file(name: str, path: Path, num_classes: int, **kwargs) -> nn.Module:
     return model
 
 
+def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int, dropout: float = 0.5) -> nn.Module:
+    """Replace the classifier with ``Dropout -> Linear(hidden) -> ReLU -> Dropout -> Linear(num_classes)``.
+
+    The MLP sits where timm keeps the classifier (``pretrained_cfg["classifier"]``), so
+    ``get_classifier()``, the head group of ``group_matcher`` and the strategies all see it as the head.
+    """
+    model.reset_classifier(num_classes)  # timm's reset: the pooling stays as the model expects
+    name = model.pretrained_cfg.get("classifier", "classifier")
+    name = name if isinstance(name, str) else name[0]
+    in_features = model.get_classifier().in_features
+    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, head)
+    if model.get_classifier() is not head:
+        raise WeightsError(f"could not install an MLP head on {type(model).__name__} at {name!r}")
+    return model
+
+
 def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str] = "auto",
-                 drop_rate: float = 0.0, **kwargs) -> nn.Module:
+                 drop_rate: float = 0.0, head_hidden: int = 0, head_dropout: float = 0.5,
+                 **kwargs) -> nn.Module:
     """Create timm model ``name`` with a fresh ``num_classes`` head and the chosen ImageNet weights.
 
     Args:
@@ -153,6 +173,8 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         num_classes: Output classes; the ImageNet head is replaced.
         pretrained: ``"auto"``, ``"package"``, ``"hub"``, ``"none"`` or a weights file path.
         drop_rate: Dropout before the classifier.
+        head_hidden: Width of an MLP head (dropout + MLP); 0 keeps timm's linear classifier.
+        head_dropout: Dropout of the MLP head.
         **kwargs: Passed to ``timm.create_model`` (e.g. ``pad_type="same"``).
 
     Returns:
@@ -186,5 +208,7 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         path = Path(spec).expanduser()
         model = _from_file(name, path, num_classes, **kwargs)
         source = WeightsSource("file", str(path), sha256_file(path))
+    if head_hidden:
+        attach_mlp_head(model, num_classes, head_hidden, head_dropout)
     model.weights_source = source  # type: ignore[assignment]
     return model

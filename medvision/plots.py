@@ -120,3 +120,42 @@ def plot_leakage_pairs(table: SampleTable, report: pd.DataFrame, n: int = 6, siz
     ax.set_yticks([r * (size + pad) + size / 2 for r in range(len(pairs))], labels, fontsize=7)
     ax.set_xticks([])
     return fig, ax
+
+
+def plot_lr_find(result, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Smoothed loss against learning rate (log scale) with the suggestion marked."""
+    fig, ax = _fig_ax(ax)
+    ax.plot(result.lrs, result.losses)
+    ax.set_xscale("log")
+    ax.axvline(result.suggestion, color="C3", linestyle="--", label=f"suggestion {result.suggestion:.1e}")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed training loss")
+    ax.legend()
+    return fig, ax
+
+
+def plot_learning_curves(histories: dict[str, pd.DataFrame], metric: str = "val_macro_f1",
+                         ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """One line per run of ``metric`` against epoch (e.g. ``train_loss``, ``val_loss``, ``val_macro_f1``)."""
+    fig, ax = _fig_ax(ax)
+    for name, hist in histories.items():
+        ax.plot(hist["epoch"], hist[metric], marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_strategy_comparison(table: pd.DataFrame, metrics: Sequence[str] = ("test_balanced_accuracy",
+                             "test_macro_f1", "test_auroc"), ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Grouped bars of test metrics per run (the output of :func:`medvision.experiment.compare_runs`)."""
+    fig, ax = _fig_ax(ax, figsize=(7, 4))
+    data = table[list(metrics)].reset_index().melt(id_vars="run", var_name="metric", value_name="value")
+    data["metric"] = data["metric"].str.replace("test_", "").str.replace("_", " ")
+    sns.barplot(data=data, x="run", y="value", hue="metric", ax=ax)
+    ax.set_ylim(max(0.0, float(data["value"].min()) - 0.1), 1.0)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelrotation=20)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", fontsize=6, padding=1)
+    return fig, ax

@@ -76,3 +76,16 @@ def test_offline_hub_names_the_alternatives(monkeypatch):
 def test_none_is_random_init():
     model = create_model("test_efficientnet", 4, pretrained="none")
     assert str(model.weights_source).startswith("random initialisation")
+
+
+@pytest.mark.parametrize("name", ["test_efficientnet", "test_resnet", "test_convnext"])
+def test_mlp_head_is_the_head_group(name):
+    from medvision.strategies import StrategyConfig, layer_groups, param_groups
+
+    model = create_model(name, 5, pretrained="none", head_hidden=16, head_dropout=0.3)
+    assert isinstance(model.get_classifier(), torch.nn.Sequential)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    _, head = layer_groups(model)
+    param_groups(model, StrategyConfig("head_only"))
+    mlp = {id(p) for p in model.get_classifier().parameters()}
+    assert all(p.requires_grad == (id(p) in mlp or n in head) for n, p in model.named_parameters())

@@ -49,6 +49,12 @@ class AugmentConfig:
         return self.degrees > 0 or self.scale != (1, 1) or self.ratio != (1, 1)
 
     @property
+    def is_flip_only(self) -> bool:
+        """Only flips: a frozen backbone's features can then be cached once per flip."""
+        return (not self.is_geometric and self.brightness == 0 and self.contrast == 0
+                and self.saturation == 0)
+
+    @property
     def is_identity(self) -> bool:
         return (not self.is_geometric and self.hflip == 0 and self.vflip == 0
                 and self.brightness == 0 and self.contrast == 0 and self.saturation == 0)

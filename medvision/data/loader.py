@@ -19,6 +19,17 @@ def normalization_from_model(model: torch.nn.Module) -> dict:
     return timm.data.resolve_model_data_config(model)
 
 
+def epoch_order(labels: np.ndarray, shuffle: bool, balanced: bool, g: torch.Generator) -> np.ndarray:
+    """Sample positions for one epoch: class-balanced draws with replacement, a permutation, or in order."""
+    n = len(labels)
+    if balanced:
+        w = sample_weights(labels, int(labels.max()) + 1)
+        return torch.multinomial(w, n, replacement=True, generator=g).numpy()
+    if shuffle:
+        return torch.randperm(n, generator=g).numpy()
+    return np.arange(n)
+
+
 @dataclass
 class TensorLoader:
     """A DataLoader-like iterable over ``(N, 3, H, W)`` uint8 images.
@@ -71,18 +82,9 @@ class TensorLoader:
         n = len(self.images)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _order(self, g: torch.Generator) -> np.ndarray:
-        n = len(self.images)
-        if self.balanced:
-            w = sample_weights(self.labels, int(self.labels.max()) + 1)
-            return torch.multinomial(w, n, replacement=True, generator=g).numpy()
-        if self.shuffle:
-            return torch.randperm(n, generator=g).numpy()
-        return np.arange(n)
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = self._order(g)
+        order = epoch_order(self.labels, self.shuffle, self.balanced, g)
         dev = torch.device(self.device)
         aug_gen = torch.Generator(device=dev).manual_seed(self.seed * 7919 + self.epoch)
         for start in range(0, len(order), self.batch_size):

@@ -138,3 +138,17 @@ def apply_manifest(table: SampleTable, path: str | os.PathLike[str]) -> SampleTa
                         f"{m['label'].iloc[i]} in the manifest but {frame['label'].iloc[i]} in the data")
     frame["split"] = m["split"].to_numpy()
     return table.with_frame(frame)
+
+
+def stratified_subsample(table: SampleTable, n: int, split: str = "train", seed: int = 0) -> SampleTable:
+    """Keep at most ``n`` rows of ``split`` (class proportions kept); other splits are untouched.
+
+    Used by the smoke profile to train on a few hundred images.
+    """
+    mask = (table.frame["split"] == split).to_numpy()
+    pos = np.flatnonzero(mask)
+    if n <= 0 or len(pos) <= n:
+        return table
+    keep, _ = train_test_split(pos, train_size=n, random_state=seed, stratify=table.labels[pos])
+    rows = np.sort(np.concatenate([np.flatnonzero(~mask), keep]))
+    return table.with_frame(table.frame.iloc[rows])

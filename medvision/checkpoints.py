@@ -1,0 +1,45 @@
+"""Atomic, safe checkpoints: written to a temporary file and renamed; loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated or not a medvision checkpoint. The message names the file."""
+
+
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to ``path`` so that a crash mid-save leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """Load a checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
+    crafted file cannot run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, EOFError, RuntimeError(zip) ...
+        raise CheckpointError(f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise CheckpointError(f"{path} is not a medvision checkpoint (no 'model' entry)")
+    return obj

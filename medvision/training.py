@@ -1,0 +1,439 @@
+"""The training loop: ``train_one_epoch`` and ``evaluate`` return dicts; ``fit`` composes them.
+
+``fit`` writes a run directory (resolved config, history, ``best`` / ``last`` checkpoints written atomically,
+split manifest, class names), resumes from ``last`` after an interruption, stops cleanly on a NaN loss,
+and rebuilds the optimizer and scheduler whenever the strategy's phase changes (two-phase fine-tuning).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from medvision.checkpoints import load_checkpoint, save_atomic
+from medvision.data.classes import class_weights
+from medvision.data.loader import TensorLoader, epoch_order
+from medvision.losses import make_loss
+from medvision.metrics import classification_metrics
+from medvision.strategies import StrategyConfig, count_trainable, param_groups, train_mode
+
+
+class RunConfigMismatchError(ValueError):
+    """A run directory holds a run made with another configuration."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite. The last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the strategy — what trains at which LR — is a :class:`StrategyConfig`).
+
+    Attributes:
+        epochs: Maximum epochs.
+        scheduler: ``cosine`` (per step), ``cosine_restarts``, ``onecycle``, ``plateau`` or ``none``.
+        loss: ``ce``, ``weighted_ce`` (balanced class weights from the training labels) or ``focal``.
+        label_smoothing: Label smoothing of the loss.
+        focal_gamma: Focusing parameter of the focal loss.
+        monitor: Validation metric for best-checkpoint selection and early stopping (higher is better,
+            except ``loss``).
+        patience: Epochs without improvement before stopping; 0 never stops early.
+        grad_clip: Max gradient norm; 0 disables clipping.
+        amp: Mixed precision on CUDA: ``auto`` (bf16 where supported), ``bf16``, ``fp16`` or ``off``.
+        channels_last: Use channels-last memory format on CUDA.
+        seed: Seed of weights init, dropout, shuffling and augmentation.
+        device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+        cached_head: Train a head-only strategy on cached backbone features when augmentation allows.
+        progress: Show a tqdm bar per epoch.
+    """
+
+    epochs: int = 10
+    scheduler: Literal["cosine", "cosine_restarts", "onecycle", "plateau", "none"] = "cosine"
+    loss: Literal["ce", "weighted_ce", "focal"] = "ce"
+    label_smoothing: float = 0.0
+    focal_gamma: float = 2.0
+    monitor: str = "macro_f1"
+    patience: int = 5
+    grad_clip: float = 1.0
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    device: str = "auto"
+    cached_head: bool = True
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the history, the best epoch and its validation metrics, and the run directory."""
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_metrics: dict[str, float]
+    run_dir: Path
+    trainable_params: int
+    cached_features: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``, or ``None`` for full precision (always on CPU)."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def _better(score: float, best: float, monitor: str) -> bool:
+    if math.isnan(score):
+        return False
+    return score < best if monitor == "loss" else score > best
+
+
+def _initial_best(monitor: str) -> float:
+    return math.inf if monitor == "loss" else -math.inf
+
+
+def make_optimizer(groups: list[dict]) -> torch.optim.Optimizer:
+    """AdamW over the strategy's parameter groups (each carries its own ``lr`` and ``weight_decay``)."""
+    clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]
+    return torch.optim.AdamW(clean)
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
+                   mode: str = "max"):
+    """A torch LR scheduler and whether it steps per batch (True) or per epoch (False)."""
+    total = max(1, epochs * steps_per_epoch)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
+    if name == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total), True
+    if name == "cosine_restarts":
+        t0 = max(1, (epochs // 3) * steps_per_epoch)
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t0), True
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1), False
+    if name == "none":
+        return None, False
+    raise ValueError(f"unknown scheduler {name!r}; choose cosine, cosine_restarts, onecycle, plateau or none")
+
+
+@dataclass
+class FeatureLoader:
+    """Batches of cached backbone features (``views`` x N x D), one random view (e.g. flip) per sample."""
+
+    features: torch.Tensor
+    labels: np.ndarray
+    batch_size: int = 64
+    shuffle: bool = False
+    balanced: bool = False
+    seed: int = 0
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.features.shape[1] // self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = epoch_order(self.labels, self.shuffle, self.balanced, g)
+        views = torch.randint(0, self.features.shape[0], (len(order),), generator=g) if self.shuffle or \
+            self.balanced else torch.zeros(len(order), dtype=torch.long)
+        for start in range(0, len(order), self.batch_size):
+            idx = torch.from_numpy(order[start:start + self.batch_size])
+            yield self.features[views[start:start + len(idx)], idx], torch.from_numpy(self.labels[idx.numpy()])
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, loader: Iterable, flips: bool = False, device: torch.device | None = None
+                     ) -> tuple[torch.Tensor, np.ndarray]:
+    """Pooled pre-logit features of every batch (``forward_head(pre_logits=True)``), in eval mode.
+
+    Returns ``(views, N, D)`` features — ``views`` is 2 with horizontal flips — and the labels.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    feats: list[list[torch.Tensor]] = [[] for _ in range(2 if flips else 1)]
+    labels = []
+    for x, y in loader:
+        x = x.to(device)
+        for v, batch in enumerate([x, torch.flip(x, dims=[3])] if flips else [x]):
+            feats[v].append(model.forward_head(model.forward_features(batch), pre_logits=True).float().cpu())
+        labels.append(y.cpu())
+    return torch.stack([torch.cat(f) for f in feats]), torch.cat(labels).numpy()
+
+
+class CachedHead(nn.Module):
+    """The model's own classifier (shared parameters) with its dropout, for training on cached features."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.drop = nn.Dropout(float(getattr(model, "drop_rate", 0.0)))
+        self.classifier = model.get_classifier()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(features))
+
+
+# ------------------------------------------------------------------------------------ epoch functions
+def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device, scheduler=None, step_per_batch: bool = False, grad_clip: float = 0.0,
+                    amp_dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
+                    channels_last: bool = False, desc: str = "train", progress: bool = True) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, accuracy and the last learning rate.
+
+    Raises:
+        TrainingDivergedError: the loss is NaN or infinite.
+    """
+    if isinstance(model, CachedHead):
+        model.train()
+    else:
+        train_mode(model)
+    total, correct, loss_sum = 0, 0, 0.0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, total=len(loader))  # type: ignore[arg-type]
+    for x, y in bar:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(x)
+            loss = criterion(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"loss became {loss.item()} at batch {bar.n} of {desc}; "
+                                        "lower the learning rate or enable gradient clipping")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if scheduler is not None and step_per_batch:
+            scheduler.step()
+        n = len(y)
+        total += n
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(1) == y).sum().item()
+        bar.set_postfix(loss=f"{loss_sum / total:.4f}")
+    return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1),
+            "lr": max(g["lr"] for g in optimizer.param_groups)}
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
+                   amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of every batch, in eval mode."""
+    model.eval()
+    logits, targets = [], []
+    for x, y in loader:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits.append(model(x.to(device)).float().cpu())
+        targets.append(y.cpu())
+    return torch.cat(logits), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device,
+             amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Cross-entropy loss and classification metrics (accuracy, balanced accuracy, macro-F1, AUROC)."""
+    logits, targets = predict_logits(model, loader, device, amp_dtype)
+    return {"loss": nn.functional.cross_entropy(logits, targets).item(),
+            **classification_metrics(logits, targets)}
+
+
+# ------------------------------------------------------------------------------------------------ fit
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Fail before training when the run directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"run directory {run_dir} is not writable ({exc.strerror or exc}); "
+                      "nothing was trained") from exc
+
+
+def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, cfg: TrainConfig,
+        strategy: StrategyConfig, run_dir: str | os.PathLike[str], class_names: Sequence[str] = (),
+        resume: bool = False, extra_config: dict | None = None) -> FitResult:
+    """Train ``model`` with ``strategy``; keep the best epoch on validation ``cfg.monitor``.
+
+    Args:
+        model: A timm model (see :func:`medvision.models.create_model`).
+        train_loader: Training batches (shuffled, augmented).
+        val_loader: Validation batches (no augmentation). The test split is never used here.
+        cfg: Loop settings.
+        strategy: What trains at which learning rate.
+        run_dir: Where config, history and checkpoints go.
+        class_names: Saved as ``classes.json``.
+        resume: Continue from ``run_dir/last.pt`` if it exists.
+        extra_config: More facts for ``config.yaml`` (data config, weights source...).
+
+    Returns:
+        The history and the best epoch; the model holds the best weights on return.
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    device = resolve_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    channels_last = cfg.channels_last and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    weights = class_weights(train_loader.labels, len(class_names) or int(train_loader.labels.max()) + 1)
+    criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
+
+    augment = train_loader.augment
+    use_cache = cfg.cached_head and strategy.name == "head_only" and (augment is None or augment.is_flip_only)
+    start_epoch, best_score, best_epoch, bad_epochs, history = 0, _initial_best(cfg.monitor), -1, 0, []
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    config = {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}
+    config_path = run_dir / "config.yaml"
+    state = None
+    if resume and last_path.is_file():
+        previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+        if previous != json.loads(json.dumps(config)):
+            raise RunConfigMismatchError(
+                f"{run_dir} holds a run with a different configuration ({config_path}); resuming would mix "
+                "two experiments. Delete the folder or choose another run directory.")
+        state = load_checkpoint(last_path)
+        model.load_state_dict(state["model"])
+        start_epoch, best_score = state["epoch"] + 1, state["best_score"]
+        best_epoch, bad_epochs, history = state["best_epoch"], state["bad_epochs"], list(state["history"])
+
+    _write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+    _write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
+
+    train_iter, val_iter, step_model = train_loader, val_loader, model
+    feature_seconds = 0.0
+    if use_cache:
+        param_groups(model, strategy)  # freeze the backbone before extracting
+        flips = augment is not None and (augment.hflip > 0)
+        extract_start = time.perf_counter()
+        feats, labels = extract_features(model, _ordered(train_loader), flips=flips, device=device)
+        vfeats, vlabels = extract_features(model, val_loader, device=device)
+        train_iter = FeatureLoader(feats, labels, train_loader.batch_size, shuffle=True,
+                                   balanced=train_loader.balanced, seed=train_loader.seed)
+        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size)
+        step_model = CachedHead(model)
+        feature_seconds = time.perf_counter() - extract_start
+
+    optimizer = scheduler = None
+    phase, per_batch, trainable = None, False, 0
+    for epoch in range(start_epoch, cfg.epochs):
+        new_phase = strategy.phase(epoch)
+        if new_phase != phase:  # the optimizer and scheduler are rebuilt at every phase change
+            groups = param_groups(model, strategy, epoch)
+            optimizer = make_optimizer(groups)
+            phase_end = strategy.phase1_epochs if (strategy.name == "two_phase" and new_phase == 0) else cfg.epochs
+            phase_start = strategy.phase1_epochs if new_phase == 1 else 0
+            scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase_end - phase_start,
+                                                  len(train_iter), "min" if cfg.monitor == "loss" else "max")
+            trainable = count_trainable(model)
+            if state is not None and state.get("phase") == new_phase and state.get("optimizer"):
+                optimizer.load_state_dict(state["optimizer"])
+                if scheduler is not None and state.get("scheduler"):
+                    scheduler.load_state_dict(state["scheduler"])
+                if scaler is not None and state.get("scaler"):
+                    scaler.load_state_dict(state["scaler"])
+                torch.set_rng_state(state["rng"]["torch"])
+            state = None
+            phase = new_phase
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: identical with or without resume
+        train_iter.set_epoch(epoch)
+        start = time.perf_counter()
+        train_stats = train_one_epoch(step_model, train_iter, criterion, optimizer, device, scheduler, per_batch,
+                                      cfg.grad_clip, amp_dtype, scaler, channels_last and not use_cache,
+                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress)
+        seconds = time.perf_counter() - start
+        val_stats = evaluate(step_model, val_iter, device, amp_dtype)
+        if scheduler is not None and not per_batch:
+            scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
+        row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
+               **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
+        history.append(row)
+        score = val_stats[cfg.monitor]
+        if _better(score, best_score, cfg.monitor):
+            best_score, best_epoch, bad_epochs = score, epoch + 1, 0
+            save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
+        else:
+            bad_epochs += 1
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                     "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch, "phase": phase,
+                     "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                     "history": history, "rng": _rng_state()}, last_path)
+        _write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+
+    if best_path.is_file():
+        model.load_state_dict(load_checkpoint(best_path)["model"])
+    frame = pd.DataFrame(history)
+    best_row = frame[frame["epoch"] == best_epoch].iloc[0] if best_epoch > 0 else None
+    best_metrics = {k[4:]: float(v) for k, v in best_row.items() if k.startswith("val_")} \
+        if best_row is not None else {}
+    if not trainable:  # resumed a finished run: the loop did not build the last phase's groups
+        param_groups(model, strategy, max(0, cfg.epochs - 1))
+        trainable = count_trainable(model)
+    return FitResult(frame, best_epoch, best_metrics, run_dir, trainable, use_cache,
+                     {"feature_extraction_seconds": feature_seconds})
+
+
+def _ordered(loader: TensorLoader) -> TensorLoader:
+    """The same images in file order, without augmentation (for feature extraction)."""
+    from dataclasses import replace
+
+    return replace(loader, shuffle=False, balanced=False, augment=None)

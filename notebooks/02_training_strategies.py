@@ -1,0 +1,129 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # Training strategies
+#
+# How much of an ImageNet backbone should we retrain on a small medical data set? This chapter trains the
+# same pretrained backbone with several strategies and compares them on the same split:
+#
+# - **head only** — the backbone is a frozen feature extractor; only the classifier learns (its features
+#   are computed once and cached, so each epoch costs almost nothing);
+# - **last k blocks + head** — the last `k` stages (timm's layer groups) adapt at a lower learning rate;
+# - **full fine-tune** — everything trains at one learning rate;
+# - **two-phase** — head only first, then the last blocks too at a lower rate (fastai's `fine_tune`);
+# - a **from-scratch** run of the same backbone (random initialisation), to show what pretraining buys.
+#
+# Models are selected on the validation split; the test split is scored once, at the end, from the
+# best-on-validation checkpoint. Every run writes a run directory that the per-class and calibration
+# chapters read.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+dataset: str = "pneumoniamnist"  # MedMNIST flag (official splits)
+size: int = 28  # MedMNIST file size: 28, 64, 128 or 224
+data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
+backbone: str = "tf_efficientnet_lite0"  # timm architecture
+pretrained: str = "auto"  # auto | package | hub | none | path to a weights file
+image_size: int = 32  # model input size (images are resized on the fly)
+strategies: list = ["head_only", "last_k:2", "full", "two_phase"]  # strategy specs, in order
+scratch: bool = True  # also train the backbone from random initialisation ("full")
+epochs: int = 2  # maximum epochs per run
+phase1_epochs: int = 1  # head-only epochs of two-phase
+lr: float = 1e-3  # head learning rate (backbone: lr * backbone_lr_scale)
+backbone_lr_scale: float = 0.1  # backbone LR relative to the head (last_k, two-phase)
+batch_size: int = 64  # training batch size
+augment: str = "default"  # none | flip | default
+max_train_samples: int = 400  # subsample the training split (0: all) — smoke runs only
+lr_find_steps: int = 20  # steps of the learning-rate range test (0: skip)
+patience: int = 5  # early-stopping patience on validation macro-F1
+seed: int = 0  # seed of everything
+runs_dir: str = ""  # where run directories go (empty: <repo>/runs/<profile>/<dataset>)
+
+# %%
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from medvision import book, experiment, plots
+from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data.splits import stratified_subsample
+from medvision.lr_finder import lr_find
+from medvision.models import create_model
+from medvision.training import TrainConfig
+
+table = stratified_subsample(load_data(DataConfig(source="medmnist", name=dataset, size=size,
+                                                  data_root=data_root)), max_train_samples, seed=seed)
+cache = build_tensor_cache(table, size, progress=False)
+exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=image_size,
+                                  batch_size=batch_size, augment=augment)
+train_cfg = TrainConfig(epochs=epochs, patience=patience, seed=seed, progress=False)
+strategy_defaults = {"lr": lr, "backbone_lr_scale": backbone_lr_scale, "phase1_epochs": phase1_epochs}
+out = book.runs_dir(profile, dataset, runs_dir)
+book.run_banner(profile, data=table.name, train_images=int((table.frame["split"] == "train").sum()),
+                backbone=backbone, input=f"{image_size}px", epochs=epochs, seed=seed)
+
+# %% [markdown]
+# ## Choosing a learning rate
+#
+# A learning-rate range test (fastai's `lr_find`) on a copy of the pretrained model, fine-tuning everything:
+# the loss against an exponentially growing learning rate. The suggestion is where the smoothed loss falls
+# fastest.
+
+# %%
+if lr_find_steps:
+    model = create_model(backbone, table.num_classes, pretrained)
+    display(Markdown(f"Weights: {model.weights_source}"))
+    loader = experiment.make_loaders(cache, model, exp, seed)["train"]
+    finder = lr_find(model, loader, experiment.parse_strategy("full"), num_steps=lr_find_steps)
+    fig, ax = plots.plot_lr_find(finder)
+    ax.set_title(f"{backbone}: learning-rate range test (full fine-tune)")
+
+# %% [markdown]
+# ## Training every strategy
+
+# %%
+specs = [(s, exp) for s in strategies]
+if scratch:
+    specs.append(("full", replace(exp, pretrained="none")))
+summaries = [experiment.run_strategy(cache, spec, e, train_cfg, out, strategy_defaults) for spec, e in specs]
+run_dirs = [out / s["run"] for s in summaries]
+comparison = experiment.compare_runs(run_dirs)
+comparison.round(3)
+
+# %% [markdown]
+# `val_*` are the best epoch's validation scores (used for selection), `test_*` the single test evaluation
+# of that checkpoint. `s_per_epoch` is training wall time per epoch; the head-only run trains on cached
+# features, its one-off feature extraction is not included.
+
+# %%
+display(Markdown(experiment.describe_comparison(comparison)))
+display(Markdown("Weights each run started from: " + "; ".join(
+    f"**{s['run']}**: {s['weights']}" for s in summaries)))
+
+# %% [markdown]
+# ## Learning curves
+
+# %%
+histories = {d.name: experiment.load_history(d) for d in run_dirs}
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+for metric, ax in zip(["train_loss", "val_loss", "val_macro_f1"], axes, strict=True):
+    plots.plot_learning_curves(histories, metric, ax=ax)
+
+# %% [markdown]
+# ## Test metrics by strategy
+
+# %%
+fig, ax = plots.plot_strategy_comparison(comparison)
+ax.set_title(f"{table.name}: test metrics of the best-on-validation checkpoint");

@@ -1,0 +1,230 @@
+import dataclasses
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medvision import training
+from medvision.checkpoints import CheckpointError, load_checkpoint, save_atomic
+from medvision.data import TensorLoader, build_tensor_cache, load_medmnist
+from medvision.data.splits import stratified_subsample
+from medvision.models import create_model
+from medvision.strategies import StrategyConfig
+from medvision.training import (
+    CachedHead,
+    RunConfigMismatchError,
+    TrainConfig,
+    TrainingDivergedError,
+    extract_features,
+    fit,
+    make_scheduler,
+)
+
+FAST = TrainConfig(epochs=4, patience=0, progress=False, scheduler="cosine", seed=1)
+
+
+@pytest.fixture(scope="module")
+def small(shared_data):
+    table = stratified_subsample(load_medmnist("breastmnist", root=shared_data), 96, seed=0)
+    cache = build_tensor_cache(table, 28, progress=False)
+    return cache
+
+
+def loaders(cache, augment=None, seed=0):
+    from medvision.data import AugmentConfig
+
+    x, y = cache.split("train")
+    vx, vy = cache.split("val")
+    mean = std = (0.5, 0.5, 0.5)
+    train = TensorLoader(x, y, mean, std, batch_size=32, shuffle=True,
+                         augment=augment if augment is not None else AugmentConfig(), seed=seed)
+    return train, TensorLoader(vx, vy, mean, std, batch_size=64)
+
+
+def model_for(seed=0, name="test_efficientnet"):
+    torch.manual_seed(seed)
+    return create_model(name, 2, pretrained="none", drop_rate=0.1)
+
+
+def test_fit_writes_a_complete_run_directory(small, tmp_path):
+    tr, va = loaders(small)
+    result = fit(model_for(), tr, va, FAST, StrategyConfig("full", lr=1e-3), tmp_path / "run",
+                 ("malignant", "benign"))
+    run = tmp_path / "run"
+    for name in ("config.yaml", "history.csv", "best.pt", "last.pt", "classes.json"):
+        assert (run / name).is_file(), name
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 4 and {"train_loss", "val_macro_f1", "val_auroc", "seconds"} <= set(history)
+    best = load_checkpoint(run / "best.pt")
+    assert best["epoch"] + 1 == result.best_epoch
+    assert result.best_metrics["macro_f1"] == pytest.approx(history["val_macro_f1"].max())
+    assert not list(run.glob(".*tmp"))
+
+
+def _interrupt_at(monkeypatch, epoch_index):
+    real = training.train_one_epoch
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        if calls["n"] == epoch_index:
+            raise KeyboardInterrupt("simulated interruption")
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", flaky)
+
+
+@pytest.mark.parametrize("strategy", [StrategyConfig("full", lr=1e-3),
+                                      StrategyConfig("two_phase", lr=1e-3, phase1_epochs=2, k=1)])
+def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, strategy):
+    tr, va = loaders(small)
+    full = fit(model_for(), tr, va, FAST, strategy, tmp_path / "a", ("m", "b"))
+    _interrupt_at(monkeypatch, 3 if strategy.name == "full" else 2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_for(), *loaders(small), FAST, strategy, tmp_path / "b", ("m", "b"))
+    monkeypatch.undo()
+    assert len(pd.read_csv(tmp_path / "b" / "history.csv")) < 4
+    resumed = fit(model_for(), *loaders(small), FAST, strategy, tmp_path / "b", ("m", "b"), resume=True)
+    cols = [c for c in full.history if c != "seconds"]
+    pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
+    assert resumed.best_metrics == full.best_metrics
+
+
+def test_resume_refuses_a_different_config(small, tmp_path):
+    tr, va = loaders(small)
+    fit(model_for(), tr, va, dataclasses.replace(FAST, epochs=1), StrategyConfig("full"), tmp_path, ("m", "b"))
+    with pytest.raises(RunConfigMismatchError, match="different configuration"):
+        fit(model_for(), tr, va, dataclasses.replace(FAST, epochs=1, seed=7), StrategyConfig("full"), tmp_path,
+            ("m", "b"), resume=True)
+
+
+def test_two_phase_rebuilds_the_optimizer(small, tmp_path, monkeypatch):
+    built = []
+    real = training.make_optimizer
+
+    def spy(groups):
+        built.append(sum(p.numel() for g in groups for p in g["params"]))
+        return real(groups)
+
+    monkeypatch.setattr(training, "make_optimizer", spy)
+    tr, va = loaders(small)
+    fit(model_for(), tr, va, dataclasses.replace(FAST, epochs=3), StrategyConfig("two_phase", phase1_epochs=1, k=1),
+        tmp_path, ("m", "b"))
+    assert len(built) == 2 and built[1] > built[0]
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch):
+    real = training.make_loss
+    state = {"batches": 0}
+
+    def poisoned(*args, **kwargs):
+        loss = real(*args, **kwargs)
+
+        def forward(logits, y):
+            state["batches"] += 1
+            value = loss(logits, y)
+            return value * float("nan") if state["batches"] > 3 else value  # epoch 2 of 3 batches
+
+        return forward
+
+    monkeypatch.setattr(training, "make_loss", lambda *a, **k: _Wrap(poisoned(*a, **k)))
+    tr, va = loaders(small)
+    with pytest.raises(TrainingDivergedError, match="loss became nan"):
+        fit(model_for(), tr, va, FAST, StrategyConfig("full"), tmp_path, ("m", "b"))
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 0 and all(torch.isfinite(v).all() for v in last["model"].values()
+                                      if v.is_floating_point())
+
+
+class _Wrap(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, logits, y):
+        return self.fn(logits, y)
+
+
+def test_unwritable_run_dir_fails_before_training(small, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    tr, va = loaders(small)
+    with pytest.raises(OSError, match="nothing was trained"):
+        fit(model_for(), tr, va, FAST, StrategyConfig("full"), blocker / "run", ("m", "b"))
+
+
+def test_atomic_save_survives_a_crash_mid_save(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomic({"model": {"w": torch.ones(3)}}, path)
+
+    def crash(obj, fh):
+        fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"model": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
+    assert list(tmp_path.iterdir()) == [path]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/medvision-pwned",))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"model": _Exploit()}, fh)
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+    assert not os.path.exists("/tmp/medvision-pwned")
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(CheckpointError, match="trunc.pt"):
+        load_checkpoint(tmp_path / "trunc.pt")
+
+
+def test_cached_head_gives_the_same_logits_as_the_full_forward(small):
+    model = model_for().eval()
+    _, va = loaders(small)
+    feats, labels = extract_features(model, va)
+    head = CachedHead(model).eval()
+    x = torch.cat([x for x, _ in va])
+    with torch.no_grad():
+        assert torch.allclose(head(feats[0]), model(x), atol=1e-5)
+    flipped, _ = extract_features(model, va, flips=True)
+    assert flipped.shape[0] == 2 and torch.allclose(flipped[0], feats[0])
+
+
+def test_head_only_uses_cached_features_only_without_heavy_augmentation(small, tmp_path):
+    from medvision.data import AugmentConfig
+
+    flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    cfg = dataclasses.replace(FAST, epochs=2)
+    cached = fit(model_for(), *loaders(small, flips), cfg, StrategyConfig("head_only", lr=1e-2), tmp_path / "a", ())
+    head = model_for().get_classifier()
+    assert cached.cached_features and cached.trainable_params == sum(p.numel() for p in head.parameters())
+    slow = fit(model_for(), *loaders(small), cfg, StrategyConfig("head_only", lr=1e-2), tmp_path / "b", ())
+    assert not slow.cached_features
+
+
+@pytest.mark.parametrize("name", ["cosine", "cosine_restarts", "onecycle", "plateau", "none"])
+def test_schedulers(name):
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    sched, per_batch = make_scheduler(name, opt, epochs=3, steps_per_epoch=4)
+    assert (sched is None) == (name == "none")
+    assert per_batch == (name in {"cosine", "cosine_restarts", "onecycle"})
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        make_scheduler("linear", opt, 3, 4)
+
+
+def test_seeded_fit_is_deterministic(small, tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=2)
+    a = fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "a", ())
+    b = fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "b", ())
+    assert np.allclose(a.history["train_loss"], b.history["train_loss"])
