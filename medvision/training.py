@@ -305,7 +305,7 @@ def check_run_dir(run_dir: Path) -> None:
 
 def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, cfg: TrainConfig,
         strategy: StrategyConfig, run_dir: str | os.PathLike[str], class_names: Sequence[str] = (),
-        resume: bool = False, extra_config: dict | None = None) -> FitResult:
+        resume: bool = False, extra_config: dict | None = None, tracker=None) -> FitResult:
     """Train ``model`` with ``strategy``; keep the best epoch on validation ``cfg.monitor``.
 
     Args:
@@ -318,6 +318,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         class_names: Saved as ``classes.json``.
         resume: Continue from ``run_dir/last.pt`` if it exists.
         extra_config: More facts for ``config.yaml`` (data config, weights source...).
+        tracker: Optional :class:`medvision.tracking.MLflowTracker` (params, per-epoch metrics, artifacts).
 
     Returns:
         The history and the best epoch; the model holds the best weights on return.
@@ -354,6 +355,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         best_epoch, bad_epochs, history = state["best_epoch"], state["bad_epochs"], list(state["history"])
 
     _write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+    if tracker is not None:
+        tracker.log_params(config)
     _write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
 
     train_iter, val_iter, step_model = train_loader, val_loader, model
@@ -416,9 +419,13 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                      "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                      "history": history, "rng": _rng_state()}, last_path)
         _write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        if tracker is not None:
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         if cfg.patience and bad_epochs >= cfg.patience:
             break
 
+    if tracker is not None:
+        tracker.log_run_dir(run_dir)
     if best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path)["model"])
     frame = pd.DataFrame(history)

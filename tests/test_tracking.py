@@ -1,0 +1,46 @@
+import sys
+import types
+
+import pytest
+
+
+@pytest.fixture
+def fake_mlflow(monkeypatch):
+    calls = []
+    mod = types.ModuleType("mlflow")
+    for name in ("set_tracking_uri", "set_experiment", "start_run", "end_run", "log_params", "log_metrics",
+                 "log_artifact"):
+        setattr(mod, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    monkeypatch.setitem(sys.modules, "mlflow", mod)
+    return calls
+
+
+def test_fit_logs_params_metrics_and_artifacts(fake_mlflow, shared_data, tmp_path):
+    from medvision.data import build_tensor_cache, load_medmnist
+    from medvision.data.splits import stratified_subsample
+    from medvision.strategies import StrategyConfig
+    from medvision.tracking import MLflowTracker
+    from medvision.training import TrainConfig, fit
+    from tests.test_training import loaders, model_for
+
+    cache = build_tensor_cache(stratified_subsample(load_medmnist("breastmnist", root=shared_data), 64), 28,
+                               progress=False)
+    with MLflowTracker("test", tracking_uri=tmp_path / "mlruns") as tracker:
+        fit(model_for(), *loaders(cache), TrainConfig(epochs=2, progress=False), StrategyConfig("full"),
+            tmp_path / "run", ("m", "b"), tracker=tracker)
+    names = [c[0] for c in fake_mlflow]
+    assert names[:3] == ["set_tracking_uri", "set_experiment", "start_run"]
+    params = next(c[1][0] for c in fake_mlflow if c[0] == "log_params")
+    assert params["train.epochs"] == "2" and params["strategy.name"] == "full"
+    steps = [c[2]["step"] for c in fake_mlflow if c[0] == "log_metrics"]
+    assert steps == [1, 2]
+    assert any(c[0] == "log_artifact" and c[1][0].endswith("history.csv") for c in fake_mlflow)
+    assert fake_mlflow[-1][0] == "end_run" and fake_mlflow[-1][2]["status"] == "FINISHED"
+
+
+def test_missing_mlflow_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    from medvision.tracking import MLflowTracker
+
+    with pytest.raises(ImportError, match=r"\[track\] extra"):
+        MLflowTracker()
