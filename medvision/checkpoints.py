@@ -29,7 +29,7 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+def load_checkpoint(path: str | os.PathLike[str], require_model: bool = True) -> dict:
     """Load a checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
     crafted file cannot run code."""
     path = Path(path)
@@ -40,6 +40,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     except Exception as exc:  # UnpicklingError, EOFError, RuntimeError(zip) ...
         raise CheckpointError(f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]})") from exc
-    if not isinstance(obj, dict) or "model" not in obj:
+    if not isinstance(obj, dict) or (require_model and "model" not in obj):
         raise CheckpointError(f"{path} is not a medvision checkpoint (no 'model' entry)")
     return obj

@@ -17,6 +17,7 @@ import torch
 
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
+from medvision.data.config import DataConfig
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
 from medvision.models import create_model
@@ -97,10 +98,12 @@ def make_loaders(cache: TensorCache, model: torch.nn.Module, exp: ExperimentConf
 
 
 def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: TrainConfig,
-                 runs_dir: str | os.PathLike[str], strategy_defaults: dict | None = None,
-                 extra_config: dict | None = None, resume: bool = True) -> dict:
+                 runs_dir: str | os.PathLike[str], data_config: DataConfig,
+                 strategy_defaults: dict | None = None, extra_config: dict | None = None,
+                 resume: bool = True) -> dict:
     """Train one strategy on ``cache``'s train split, select on val, score the best checkpoint on test once.
 
+    ``data_config`` (how ``cache``'s table was loaded) is saved so later chapters can rebuild the data.
     Returns the summary also written to ``<run dir>/summary.json``.
     """
     table = cache.table
@@ -113,8 +116,8 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     run_dir.mkdir(parents=True, exist_ok=True)
     save_manifest(table, run_dir / "split.csv")
     weights = model.weights_source
-    config = {"experiment": asdict(exp), "weights": asdict(weights), "data": table.provenance | {
-        "name": table.name, "images": len(table)}, **(extra_config or {})}
+    config = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
+              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
                  resume=resume, extra_config=config)
     device = resolve_device(train.device)
@@ -165,21 +168,23 @@ def compare_runs(run_dirs: list[str | os.PathLike[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def describe_comparison(table: pd.DataFrame, metric: str = "test_macro_f1") -> str:
-    """Sentences computed from the comparison table: the best run, and what ImageNet pretraining buys."""
+def describe_comparison(table: pd.DataFrame, metric: str = "macro_f1") -> str:
+    """Sentences computed from the comparison table. Runs are ranked on *validation* ``metric``; their test
+    value is reported, never used to choose."""
     if table.empty:
         return "No finished runs to compare."
-    label = metric.replace("test_", "test ").replace("_", " ")
-    best = table[metric].idxmax()
-    parts = [f"The best run by {label} is **{best}** ({table.loc[best, metric]:.3f}, selected on validation)."]
+    label = metric.replace("_", " ")
+    val, test = f"val_{metric}", f"test_{metric}"
+    best = table[val].idxmax()
+    parts = [f"The run with the best validation {label} is **{best}** (validation {table.loc[best, val]:.3f}, "
+             f"test {table.loc[best, test]:.3f})."]
     scratch = table[table["weights"] == "none"]
     pretrained = table[table["weights"] != "none"]
     if not scratch.empty and not pretrained.empty:
-        p_best = pretrained[metric].idxmax()
-        s_best = scratch[metric].idxmax()
-        gain = pretrained.loc[p_best, metric] - scratch.loc[s_best, metric]
-        parts.append(f"The best ImageNet-pretrained run ({p_best}) scores {gain:+.3f} {label} against the "
-                     f"same backbone trained from random initialisation ({s_best}) with the same budget.")
+        p_best, s_best = pretrained[val].idxmax(), scratch[val].idxmax()
+        gain = pretrained.loc[p_best, test] - scratch.loc[s_best, test]
+        parts.append(f"On test, the best ImageNet-pretrained run ({p_best}) scores {gain:+.3f} {label} against "
+                     f"the same backbone trained from random initialisation ({s_best}) with the same budget.")
     fastest = table["s_per_epoch"].idxmin()
     parts.append(f"The cheapest run per epoch is {fastest} ({table.loc[fastest, 's_per_epoch']:.2f} s/epoch).")
     return " ".join(parts)

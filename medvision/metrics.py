@@ -7,11 +7,18 @@ macro AUROC. For two classes, ``accuracy`` uses argmax, which equals a 0.5 thres
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_auroc,
+    multiclass_average_precision,
+    multiclass_cohen_kappa,
     multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+    multiclass_specificity,
 )
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
@@ -40,3 +47,125 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[
     out["auroc"] = (multiclass_auroc(probs, targets, num_classes=c, average="macro").item()
                     if bool(present.all()) else float("nan"))
     return out
+
+
+def detailed_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Headline metrics plus macro/weighted precision, recall and F1, top-k accuracy (k = 3, 5 when there are
+    more classes than k), macro average precision and Cohen's kappa."""
+
+    logits, targets = logits.detach().float().cpu(), targets.detach().long().cpu()
+    c = logits.shape[1]
+    probs = logits.softmax(1)
+    out = classification_metrics(logits, targets)
+    for avg in ("macro", "weighted"):
+        out[f"{avg}_precision"] = multiclass_precision(probs, targets, num_classes=c, average=avg).item()
+        out[f"{avg}_recall"] = multiclass_recall(probs, targets, num_classes=c, average=avg).item()
+    out["weighted_f1"] = multiclass_f1_score(probs, targets, num_classes=c, average="weighted").item()
+    for k in (3, 5):
+        if c > k:
+            out[f"top{k}_accuracy"] = multiclass_accuracy(probs, targets, num_classes=c, top_k=k,
+                                                          average="micro").item()
+    out["average_precision"] = multiclass_average_precision(probs, targets, num_classes=c, average="macro").item()
+    out["cohen_kappa"] = multiclass_cohen_kappa(probs, targets, num_classes=c).item()
+    return out
+
+
+def per_class_report(logits: torch.Tensor, targets: torch.Tensor, class_names) -> pd.DataFrame:
+    """Per class: support, precision, recall (= sensitivity), specificity, F1, one-vs-rest AUROC and AP."""
+
+    logits, targets = logits.detach().float().cpu(), targets.detach().long().cpu()
+    c = logits.shape[1]
+    probs = logits.softmax(1)
+    kw = {"num_classes": c, "average": None}
+    report = pd.DataFrame({
+        "support": torch.bincount(targets, minlength=c).numpy(),
+        "precision": multiclass_precision(probs, targets, **kw).numpy(),
+        "recall": multiclass_recall(probs, targets, **kw).numpy(),
+        "specificity": multiclass_specificity(probs, targets, **kw).numpy(),
+        "f1": multiclass_f1_score(probs, targets, **kw).numpy(),
+        "auroc": multiclass_auroc(probs, targets, **kw).numpy(),
+        "average_precision": multiclass_average_precision(probs, targets, **kw).numpy(),
+    }, index=pd.Index(list(class_names), name="class"))
+    return report
+
+
+def bootstrap_ci(logits: torch.Tensor, targets: torch.Tensor, n_resamples: int = 1000, level: float = 0.95,
+                 seed: int = 0, per_class_names=None) -> pd.DataFrame:
+    """Percentile bootstrap confidence intervals of the headline metrics (and per-class F1 / recall).
+
+    Resamples test cases with replacement (seeded), recomputes the metrics, and reports the point estimate
+    with the ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles.
+    """
+    logits, targets = logits.detach().float().cpu(), targets.detach().long().cpu()
+    rng = np.random.default_rng(seed)
+    n, c = logits.shape
+    probs = logits.softmax(1)
+    point = classification_metrics(logits, targets)
+    samples: dict[str, list[float]] = {k: [] for k in point}
+    per_class = per_class_names is not None
+    if per_class:
+        for name in per_class_names:
+            samples[f"f1[{name}]"], samples[f"recall[{name}]"] = [], []
+        rep = per_class_report(logits, targets, per_class_names)
+        for name in per_class_names:
+            point[f"f1[{name}]"], point[f"recall[{name}]"] = rep.loc[name, "f1"], rep.loc[name, "recall"]
+    for _ in range(n_resamples):
+        idx = torch.from_numpy(rng.integers(0, n, n))
+        m = classification_metrics(logits[idx], targets[idx])
+        for k, v in m.items():
+            samples[k].append(v)
+        if per_class:
+            f1 = multiclass_f1_score(probs[idx], targets[idx], num_classes=c, average=None).numpy()
+            rec = multiclass_recall(probs[idx], targets[idx], num_classes=c, average=None).numpy()
+            for j, name in enumerate(per_class_names):
+                samples[f"f1[{name}]"].append(f1[j])
+                samples[f"recall[{name}]"].append(rec[j])
+    lo_q, hi_q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    rows = {k: {"estimate": point[k], "lower": np.nanpercentile(v, lo_q), "upper": np.nanpercentile(v, hi_q)}
+            for k, v in samples.items()}
+    return pd.DataFrame(rows).T.rename_axis("metric")
+
+
+def predictions_table(logits: torch.Tensor, targets: torch.Tensor, sample_ids, class_names,
+                      temperature: float = 1.0) -> pd.DataFrame:
+    """One row per case: id, true and predicted class, confidence and every class probability."""
+    probs = (logits.detach().float().cpu() / temperature).softmax(1).numpy()
+    pred = probs.argmax(1)
+    table = pd.DataFrame({"sample_id": list(sample_ids), "true": [class_names[i] for i in targets.tolist()],
+                          "predicted": [class_names[i] for i in pred], "confidence": probs.max(1),
+                          "correct": pred == targets.numpy()})
+    for j, name in enumerate(class_names):
+        table[f"p[{name}]"] = probs[:, j]
+    return table
+
+
+def most_confused(targets, predictions, class_names, top: int = 5) -> pd.DataFrame:
+    """The most frequent (true, predicted) error pairs, with their share of the true class."""
+    y, p = np.asarray(targets), np.asarray(predictions)
+    rows = []
+    support = np.bincount(y, minlength=len(class_names))
+    for t in range(len(class_names)):
+        for q in range(len(class_names)):
+            if t != q and (n := int(((y == t) & (p == q)).sum())):
+                rows.append({"true": class_names[t], "predicted": class_names[q], "cases": n,
+                             "share_of_true_class": n / support[t]})
+    table = pd.DataFrame(rows, columns=["true", "predicted", "cases", "share_of_true_class"])
+    return table.sort_values("cases", ascending=False).head(top).reset_index(drop=True)
+
+
+def describe_weakest(report: pd.DataFrame, ci: pd.DataFrame, confused: pd.DataFrame, n: int = 2) -> str:
+    """Sentences about the weakest classes by F1, computed from the per-class report and its CIs."""
+    weakest = report.sort_values("f1").head(n)
+    parts = []
+    for name, row in weakest.iterrows():
+        key = f"f1[{name}]"
+        ci_text = (f" (95% CI {ci.loc[key, 'lower']:.3f}-{ci.loc[key, 'upper']:.3f})" if key in ci.index else "")
+        text = (f"**{name}** has F1 {row['f1']:.3f}{ci_text} on {int(row['support'])} test cases: sensitivity "
+                f"{row['recall']:.3f}, specificity {row['specificity']:.3f}, precision {row['precision']:.3f}.")
+        errs = confused[confused["true"] == name]
+        if not errs.empty:
+            e = errs.iloc[0]
+            text += (f" Its most common error is being called {e['predicted']} ({int(e['cases'])} cases, "
+                     f"{e['share_of_true_class']:.0%} of the class).")
+        parts.append(text)
+    return " ".join(parts)

@@ -159,3 +159,126 @@ def plot_strategy_comparison(table: pd.DataFrame, metrics: Sequence[str] = ("tes
     for container in ax.containers:
         ax.bar_label(container, fmt="%.3f", fontsize=6, padding=1)
     return fig, ax
+
+
+def plot_confusion_matrix(targets, predictions, class_names: Sequence[str], normalize: bool = False,
+                          ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Confusion matrix heatmap: counts, or rows normalised to recall (``normalize=True``)."""
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(np.asarray(targets), np.asarray(predictions), labels=range(len(class_names)))
+    data = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    fig, ax = _fig_ax(ax, figsize=(1.2 * len(class_names) + 2.5, 1.0 * len(class_names) + 2))
+    sns.heatmap(data, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False, ax=ax,
+                xticklabels=class_names, yticklabels=class_names, square=True)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("row-normalised (recall)" if normalize else "counts")
+    return fig, ax
+
+
+def plot_per_class_metric(ci: pd.DataFrame, metric: str = "f1", ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Bars of a per-class metric with bootstrap CI error bars (rows ``f1[<class>]`` of :func:`bootstrap_ci`)."""
+    rows = ci[ci.index.str.startswith(f"{metric}[")]
+    names = [i[len(metric) + 1:-1] for i in rows.index]
+    fig, ax = _fig_ax(ax)
+    est = rows["estimate"].to_numpy(float)
+    err = np.vstack([est - rows["lower"].to_numpy(float), rows["upper"].to_numpy(float) - est])
+    ax.bar(names, est, yerr=err, capsize=4, color=sns.color_palette()[: len(names)])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"{metric} (95% bootstrap CI)")
+    ax.tick_params(axis="x", labelrotation=30 if len(names) > 4 else 0)
+    return fig, ax
+
+
+def plot_roc_curves(probs: np.ndarray, targets, class_names: Sequence[str], ax: Axes | None = None
+                    ) -> tuple[Figure, Axes]:
+    """One-vs-rest ROC curve per class with its AUROC."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = _fig_ax(ax)
+    y = np.asarray(targets)
+    for c, name in enumerate(class_names):
+        if (y == c).all() or not (y == c).any():
+            continue
+        fpr, tpr, _ = roc_curve(y == c, probs[:, c])
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {roc_auc_score(y == c, probs[:, c]):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_pr_curves(probs: np.ndarray, targets, class_names: Sequence[str], ax: Axes | None = None
+                   ) -> tuple[Figure, Axes]:
+    """One-vs-rest precision-recall curve per class with its average precision."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig, ax = _fig_ax(ax)
+    y = np.asarray(targets)
+    for c, name in enumerate(class_names):
+        if not (y == c).any():
+            continue
+        prec, rec, _ = precision_recall_curve(y == c, probs[:, c])
+        ax.plot(rec, prec, label=f"{name} (AP {average_precision_score(y == c, probs[:, c]):.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_reliability_diagram(curves: dict[str, pd.DataFrame], ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Accuracy against confidence per bin for each curve (e.g. before / after temperature scaling), with
+    the confidence histogram of the first curve on a twin axis."""
+    fig, ax = _fig_ax(ax)
+    first = next(iter(curves.values()))
+    hist_ax = ax.twinx()
+    width = (first["upper"] - first["lower"]).to_numpy()
+    hist_ax.bar(first["lower"], first["count"], width=width, align="edge", alpha=0.15, color="grey")
+    hist_ax.set_ylabel("cases per bin")
+    for name, bins in curves.items():
+        ok = bins.dropna()
+        ax.plot(ok["confidence"], ok["accuracy"], marker="o", markersize=3, label=name)
+    ax.plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=1, label="perfect calibration")
+    ax.set_zorder(hist_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence of the predicted class")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig, ax
+
+
+def plot_risk_coverage(curves: dict[str, pd.DataFrame], ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Risk (error rate) against coverage when abstaining on the least confident cases."""
+    fig, ax = _fig_ax(ax)
+    for name, curve in curves.items():
+        ax.plot(curve["coverage"], curve["risk"], label=name)
+    ax.set_xlabel("coverage (fraction of cases the model answers)")
+    ax.set_ylabel("risk (error rate on those cases)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_image_grid(images: Sequence[np.ndarray], titles: Sequence[str], ncols: int = 4,
+                    ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """A mosaic of equally sized RGB uint8 images with a title under each (e.g. top losses, Grad-CAM)."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    size = images[0].shape[0] if n else 32
+    pad = 4
+    mosaic = np.full((nrows * (size + pad), ncols * (size + pad), 3), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        mosaic[r * (size + pad):r * (size + pad) + size, c * (size + pad):c * (size + pad) + size] = img
+    fig, ax = _fig_ax(ax, figsize=(2.2 * ncols, 2.4 * nrows))
+    ax.imshow(mosaic, interpolation="nearest")
+    for i, title in enumerate(titles):
+        r, c = divmod(i, ncols)
+        ax.text(c * (size + pad) + size / 2, r * (size + pad) + size + 1, title, ha="center", va="top",
+                fontsize=6, bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "edgecolor": "none"})
+    ax.set_axis_off()
+    return fig, ax

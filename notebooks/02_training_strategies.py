@@ -63,8 +63,8 @@ from medvision.lr_finder import lr_find
 from medvision.models import create_model
 from medvision.training import TrainConfig
 
-table = stratified_subsample(load_data(DataConfig(source="medmnist", name=dataset, size=size,
-                                                  data_root=data_root)), max_train_samples, seed=seed)
+data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
+table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
 cache = build_tensor_cache(table, size, progress=False)
 exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=image_size,
                                   batch_size=batch_size, augment=augment)
@@ -97,7 +97,8 @@ if lr_find_steps:
 specs = [(s, exp) for s in strategies]
 if scratch:
     specs.append(("full", replace(exp, pretrained="none")))
-summaries = [experiment.run_strategy(cache, spec, e, train_cfg, out, strategy_defaults) for spec, e in specs]
+summaries = [experiment.run_strategy(cache, spec, e, train_cfg, out, data_config, strategy_defaults)
+             for spec, e in specs]
 run_dirs = [out / s["run"] for s in summaries]
 comparison = experiment.compare_runs(run_dirs)
 comparison.round(3)

@@ -28,7 +28,7 @@ def test_compare_and_describe(tmp_path):
     table = compare_runs(dirs)
     assert table.loc["full", "test_macro_f1"] == 0.9 and list(table.index) == ["full", "full-scratch"]
     text = describe_comparison(table)
-    assert "**full** (0.900" in text and "+0.300" in text
+    assert "**full** (validation 0.900, test 0.900)" in text and "+0.300" in text
     assert describe_comparison(pd.DataFrame()) == "No finished runs to compare."
     with pytest.raises(FileNotFoundError, match="did not finish"):
         compare_runs([tmp_path])

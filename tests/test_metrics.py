@@ -24,3 +24,44 @@ def test_binary_accuracy_is_a_half_threshold_and_absent_class_gives_nan_auroc():
     logits = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 0.1]])
     assert np.isclose(classification_metrics(logits, torch.tensor([1, 0, 0]))["accuracy"], 2 / 3)
     assert math.isnan(classification_metrics(logits, torch.tensor([1, 1, 1]))["auroc"])
+
+
+def test_detailed_metrics_and_per_class_against_sklearn():
+    from sklearn.metrics import cohen_kappa_score, precision_score, recall_score
+
+    from medvision.metrics import detailed_metrics, per_class_report
+
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(300, 6, generator=g)
+    y = torch.randint(0, 5, (300,), generator=g)  # class 5 never occurs
+    pred = logits.argmax(1).numpy()
+    m = detailed_metrics(logits, y)
+    assert np.isclose(m["weighted_recall"], recall_score(y, pred, average="weighted", zero_division=0))
+    assert np.isclose(m["cohen_kappa"], cohen_kappa_score(y, pred), atol=1e-5)
+    assert "top3_accuracy" in m and "top5_accuracy" in m and m["top5_accuracy"] >= m["top3_accuracy"]
+    report = per_class_report(logits, y, list("abcdef"))
+    assert report.loc["f", "support"] == 0
+    assert np.allclose(report["precision"].to_numpy()[:5],
+                       precision_score(y, pred, average=None, labels=range(5), zero_division=0))
+
+
+def test_bootstrap_ci_contains_estimate_and_is_seeded():
+    from medvision.metrics import bootstrap_ci
+
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(120, 3, generator=g)
+    y = torch.randint(0, 3, (120,), generator=g)
+    a = bootstrap_ci(logits, y, n_resamples=200, seed=5, per_class_names=["x", "y", "z"])
+    b = bootstrap_ci(logits, y, n_resamples=200, seed=5, per_class_names=["x", "y", "z"])
+    assert a.equals(b)
+    assert ((a["lower"] <= a["estimate"]) & (a["estimate"] <= a["upper"])).all()
+    assert {"macro_f1", "f1[x]", "recall[z]"} <= set(a.index)
+
+
+def test_predictions_table():
+    from medvision.metrics import predictions_table
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    table = predictions_table(logits, torch.tensor([0, 0]), ["s1", "s2"], ["neg", "pos"], temperature=2.0)
+    assert table["predicted"].tolist() == ["neg", "pos"] and table["correct"].tolist() == [True, False]
+    assert np.isclose(table.loc[0, "p[neg]"], torch.tensor([1.0, 0.0]).softmax(0)[0].item())

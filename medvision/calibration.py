@@ -1,0 +1,184 @@
+"""How far can the model's confidence be trusted: calibration errors, Brier score, NLL, temperature
+scaling (fitted on validation only), selective prediction (risk-coverage) and class-wise calibration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+Binning = Literal["width", "mass"]
+
+
+def _as_probs(probs: torch.Tensor | np.ndarray) -> np.ndarray:
+    return np.asarray(probs.detach().cpu() if isinstance(probs, torch.Tensor) else probs, dtype=np.float64)
+
+
+def reliability_bins(probs: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray, n_bins: int = 15,
+                     binning: Binning = "width") -> pd.DataFrame:
+    """Per-bin count, mean confidence and accuracy of the top-1 prediction.
+
+    ``width`` uses equal-width confidence bins (as in Guo et al. 2017 and torchmetrics); ``mass`` uses
+    bins holding equal numbers of samples (quantiles of the confidence).
+    """
+    p = _as_probs(probs)
+    y = np.asarray(targets)
+    conf, pred = p.max(axis=1), p.argmax(axis=1)
+    correct = (pred == y).astype(float)
+    if binning == "width":
+        edges = np.linspace(0, 1, n_bins + 1)
+    elif binning == "mass":
+        edges = np.quantile(conf, np.linspace(0, 1, n_bins + 1))
+        edges[0], edges[-1] = 0.0, 1.0
+    else:
+        raise ValueError(f"binning must be 'width' or 'mass', not {binning!r}")
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        mask = idx == b
+        n = int(mask.sum())
+        rows.append({"bin": b, "lower": edges[b], "upper": edges[b + 1], "count": n,
+                     "confidence": conf[mask].mean() if n else np.nan,
+                     "accuracy": correct[mask].mean() if n else np.nan})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(probs, targets, n_bins: int = 15, binning: Binning = "width") -> float:
+    """ECE: the count-weighted mean |accuracy - confidence| over bins."""
+    bins = reliability_bins(probs, targets, n_bins, binning).dropna()
+    return float((bins["count"] * (bins["accuracy"] - bins["confidence"]).abs()).sum() / bins["count"].sum())
+
+
+def maximum_calibration_error(probs, targets, n_bins: int = 15, binning: Binning = "width") -> float:
+    """MCE: the largest |accuracy - confidence| over non-empty bins."""
+    bins = reliability_bins(probs, targets, n_bins, binning).dropna()
+    return float((bins["accuracy"] - bins["confidence"]).abs().max())
+
+
+def torchmetrics_ece(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE with equal-width bins as torchmetrics computes it (a cross-check of our binning)."""
+    return multiclass_calibration_error(probs, targets, num_classes=probs.shape[1], n_bins=n_bins,
+                                        norm="l1").item()
+
+
+def brier_score(probs, targets) -> float:
+    """Multi-class Brier score: mean over samples of the squared distance to the one-hot label."""
+    p = _as_probs(probs)
+    onehot = np.eye(p.shape[1])[np.asarray(targets)]
+    return float(((p - onehot) ** 2).sum(axis=1).mean())
+
+
+def negative_log_likelihood(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> float:
+    return F.cross_entropy(logits.float() / temperature, targets.long()).item()
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, split: str, max_iter: int = 100) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising NLL of ``logits / T``, by LBFGS.
+
+    Args:
+        logits: Validation logits.
+        targets: Validation labels.
+        split: Name of the split the logits come from. ``"test"`` is refused: fitting on test data
+            would leak it into the reported calibration.
+    """
+    if split == "test":
+        raise ValueError("temperature must not be fitted on the test split; use the validation split")
+    logits, targets = logits.detach().float(), targets.detach().long()
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().item())
+
+
+def calibration_table(logits: torch.Tensor, targets: torch.Tensor, temperature: float, n_bins: int = 15
+                      ) -> pd.DataFrame:
+    """ECE (width and mass bins), MCE, Brier and NLL before and after temperature scaling."""
+    rows = {}
+    for name, t in (("before", 1.0), ("after", temperature)):
+        p = (logits.float() / t).softmax(1)
+        rows[name] = {"ece": expected_calibration_error(p, targets, n_bins, "width"),
+                      "ece_equal_mass": expected_calibration_error(p, targets, n_bins, "mass"),
+                      "mce": maximum_calibration_error(p, targets, n_bins), "brier": brier_score(p, targets),
+                      "nll": negative_log_likelihood(logits, targets, t)}
+    return pd.DataFrame(rows).T
+
+
+def risk_coverage(probs, targets) -> pd.DataFrame:
+    """Selective prediction: keep the most confident fraction (coverage) and measure the error (risk).
+
+    Returns one row per possible coverage ``k / n`` with the confidence threshold, risk and accuracy.
+    """
+    p = _as_probs(probs)
+    y = np.asarray(targets)
+    conf = p.max(axis=1)
+    order = np.argsort(-conf, kind="stable")
+    correct = (p.argmax(axis=1) == y)[order].astype(float)
+    k = np.arange(1, len(y) + 1)
+    acc = np.cumsum(correct) / k
+    return pd.DataFrame({"coverage": k / len(y), "threshold": conf[order], "accuracy": acc, "risk": 1 - acc})
+
+
+def accuracy_at_coverage(curve: pd.DataFrame, coverages=(1.0, 0.9, 0.8, 0.5)) -> pd.DataFrame:
+    """Accuracy when keeping the most confident ``coverage`` fraction of cases."""
+    rows = []
+    for c in coverages:
+        row = curve[curve["coverage"] >= c - 1e-12].iloc[0]
+        rows.append({"coverage": c, "accuracy": row["accuracy"], "threshold": row["threshold"]})
+    return pd.DataFrame(rows)
+
+
+def coverage_for_accuracy(curve: pd.DataFrame, target: float) -> tuple[float, float]:
+    """Largest coverage whose accuracy reaches ``target``, and its confidence threshold (0, 1 if none)."""
+    ok = curve[curve["accuracy"] >= target]
+    if ok.empty:
+        return 0.0, 1.0
+    row = ok.iloc[-1]
+    return float(row["coverage"]), float(row["threshold"])
+
+
+def classwise_calibration(probs, targets, class_names, n_bins: int = 15) -> pd.DataFrame:
+    """Class-wise ECE (Kull et al. 2019): bin ``P(class c)`` and compare it with how often the class is true."""
+    p = _as_probs(probs)
+    y = np.asarray(targets)
+    edges = np.linspace(0, 1, n_bins + 1)
+    rows = []
+    for c, name in enumerate(class_names):
+        pc, hit = p[:, c], (y == c).astype(float)
+        idx = np.clip(np.searchsorted(edges, pc, side="left") - 1, 0, n_bins - 1)
+        ece = sum(abs(pc[idx == b].mean() - hit[idx == b].mean()) * (idx == b).sum()
+                  for b in range(n_bins) if (idx == b).any()) / len(y)
+        rows.append({"class": name, "ece": float(ece), "mean_prob": float(pc.mean()), "frequency": float(hit.mean())})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def bootstrap_calibration(logits: torch.Tensor, targets: torch.Tensor, temperature: float,
+                          n_resamples: int = 1000, level: float = 0.95, seed: int = 0, n_bins: int = 15
+                          ) -> pd.DataFrame:
+    """Percentile bootstrap CIs of ECE, MCE, Brier and NLL before and after temperature scaling."""
+    rng = np.random.default_rng(seed)
+    n = len(targets)
+    point = calibration_table(logits, targets, temperature, n_bins)
+    draws = []
+    for _ in range(n_resamples):
+        idx = torch.from_numpy(rng.integers(0, n, n))
+        draws.append(calibration_table(logits[idx], targets[idx], temperature, n_bins))
+    stack = np.stack([d.to_numpy() for d in draws])
+    lo = np.nanpercentile(stack, (1 - level) / 2 * 100, axis=0)
+    hi = np.nanpercentile(stack, (1 + level) / 2 * 100, axis=0)
+    rows = []
+    for i, when in enumerate(point.index):
+        for j, metric in enumerate(point.columns):
+            rows.append({"metric": metric, "when": when, "estimate": point.iloc[i, j], "lower": lo[i, j],
+                         "upper": hi[i, j]})
+    return pd.DataFrame(rows).set_index(["metric", "when"])

@@ -1,0 +1,202 @@
+"""Evaluate a finished run directory: test metrics with bootstrap CIs, per-class report, predictions CSV,
+temperature fitted on validation, calibration before/after. Results are written next to the checkpoints.
+
+Files written to the run directory: ``evaluation.json``, ``predictions.csv`` (test cases, calibrated
+probabilities and raw logits), ``temperature.json`` and ``logits.pt`` (val/test logits, for the chapters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from torch import nn
+
+from medvision.calibration import calibration_table, fit_temperature
+from medvision.checkpoints import load_checkpoint, save_atomic
+from medvision.data.cache import TensorCache, build_tensor_cache
+from medvision.data.config import DataConfig, load_data
+from medvision.data.loader import TensorLoader
+from medvision.data.splits import apply_manifest
+from medvision.metrics import bootstrap_ci, detailed_metrics, per_class_report, predictions_table
+
+
+@dataclass
+class LoadedRun:
+    """A run rebuilt from its directory: configuration, best model, the same data split and loaders."""
+
+    run_dir: Path
+    config: dict
+    model: nn.Module
+    cache: TensorCache
+    class_names: tuple[str, ...]
+    loaders: dict[str, TensorLoader]
+
+
+@dataclass
+class Evaluation:
+    """Logits and the tables computed from them (also saved in the run directory)."""
+
+    run_dir: Path
+    class_names: tuple[str, ...]
+    temperature: float
+    val_logits: torch.Tensor
+    val_targets: torch.Tensor
+    test_logits: torch.Tensor
+    test_targets: torch.Tensor
+    test_ids: list[str]
+    metrics: dict
+    ci: pd.DataFrame
+    per_class: pd.DataFrame
+    calibration: pd.DataFrame
+
+
+def data_config_of(config: dict) -> DataConfig:
+    raw = dict(config["data_config"])
+    raw["classes"], raw["ratios"] = tuple(raw["classes"]), tuple(raw["ratios"])
+    return DataConfig(**raw)
+
+
+def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
+    """Rebuild the model (from ``<checkpoint>.pt``) and the exact data split (from ``split.csv``) of a run."""
+    from medvision.experiment import ExperimentConfig, make_loaders
+    from medvision.models import create_model
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+    config = yaml.safe_load(config_path.read_text())
+    if "data_config" not in config or "experiment" not in config:
+        raise ValueError(f"{config_path} lacks data_config/experiment: it was not written by run_strategy")
+    data_cfg = data_config_of(config)
+    table = apply_manifest(load_data(data_cfg), run_dir / "split.csv")
+    cache = build_tensor_cache(table, data_cfg.size, resize=data_cfg.resize, progress=False)
+    exp = ExperimentConfig(**config["experiment"])
+    model = create_model(exp.backbone, table.num_classes, pretrained="none", drop_rate=exp.drop_rate,
+                         head_hidden=exp.head_hidden)
+    model.load_state_dict(load_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
+    model.eval()
+    loaders = make_loaders(cache, model, exp, config["train"]["seed"])
+    return LoadedRun(run_dir, config, model, cache, table.class_names, loaders)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed: int = 0, n_bins: int = 15,
+                 force: bool = False) -> Evaluation:
+    """Evaluate the best checkpoint of a run once on val (temperature) and test (metrics), and save it all.
+
+    Reuses saved results when they are newer than ``best.pt`` and were made with the same settings.
+    """
+    from medvision.training import predict_logits
+
+    run_dir = Path(run_dir)
+    eval_path, logits_path = run_dir / "evaluation.json", run_dir / "logits.pt"
+    settings = {"n_resamples": n_resamples, "seed": seed, "n_bins": n_bins}
+    fresh = (eval_path.is_file() and logits_path.is_file()
+             and eval_path.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime)
+    if fresh and not force and json.loads(eval_path.read_text()).get("settings") == settings:
+        return _load_evaluation(run_dir)
+    run = load_run(run_dir)
+    device = torch.device("cpu")
+    val_logits, val_targets = predict_logits(run.model, run.loaders["val"], device)
+    test_logits, test_targets = predict_logits(run.model, run.loaders["test"], device)
+    temperature = fit_temperature(val_logits, val_targets, split="val")
+    test_ids = run.cache.table.frame.loc[run.cache.table.frame["split"] == "test", "sample_id"].tolist()
+    save_atomic({"val_logits": val_logits, "val_targets": val_targets, "test_logits": test_logits,
+                 "test_targets": test_targets, "test_ids": test_ids, "class_names": list(run.class_names),
+                 "temperature": temperature}, logits_path)
+    _write_json(run_dir / "temperature.json", {"temperature": temperature, "fitted_on": "val",
+                                              "method": "LBFGS on validation NLL"})
+    preds = predictions_table(test_logits, test_targets, test_ids, run.class_names, temperature)
+    for j, name in enumerate(run.class_names):
+        preds[f"logit[{name}]"] = test_logits[:, j].numpy()
+    tmp = run_dir / ".predictions.csv.tmp"
+    preds.to_csv(tmp, index=False)
+    os.replace(tmp, run_dir / "predictions.csv")
+    metrics = detailed_metrics(test_logits, test_targets)
+    ci = bootstrap_ci(test_logits, test_targets, n_resamples, seed=seed, per_class_names=run.class_names)
+    report = per_class_report(test_logits, test_targets, run.class_names)
+    calib = calibration_table(test_logits, test_targets, temperature, n_bins)
+    _write_json(eval_path, {"split": "test", "settings": settings, "metrics": metrics,
+                            "ci": ci.reset_index().to_dict(orient="records"),
+                            "per_class": report.reset_index().to_dict(orient="records"),
+                            "calibration": calib.reset_index(names="when").to_dict(orient="records"),
+                            "temperature": temperature})
+    return Evaluation(run_dir, run.class_names, temperature, val_logits, val_targets, test_logits, test_targets,
+                      test_ids, metrics, ci, report, calib)
+
+
+def _load_evaluation(run_dir: Path) -> Evaluation:
+    saved = load_checkpoint(run_dir / "logits.pt", require_model=False)
+    data = json.loads((run_dir / "evaluation.json").read_text())
+    return Evaluation(
+        run_dir, tuple(saved["class_names"]), float(saved["temperature"]), saved["val_logits"],
+        saved["val_targets"], saved["test_logits"], saved["test_targets"], list(saved["test_ids"]), data["metrics"],
+        pd.DataFrame(data["ci"]).set_index("metric"), pd.DataFrame(data["per_class"]).set_index("class"),
+        pd.DataFrame(data["calibration"]).set_index("when"))
+
+
+def finished_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
+    """Run directories under ``runs_dir`` that finished (hold ``summary.json``), sorted by name."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"no run directories at {runs_dir}: run the training-strategies chapter first")
+    runs = sorted(p.parent for p in runs_dir.glob("*/summary.json"))
+    if not runs:
+        raise FileNotFoundError(f"{runs_dir} holds no finished run (no */summary.json)")
+    return runs
+
+
+def best_run(runs_dir: str | os.PathLike[str], metric: str = "macro_f1") -> Path:
+    """The finished run with the best *validation* ``metric`` (never chosen on test)."""
+    runs = finished_runs(runs_dir)
+    return max(runs, key=lambda d: json.loads((d / "summary.json").read_text())["val"][metric])
+
+
+def top_losses(ev: Evaluation, true_class: int | None = None, n: int = 8, mistakes_only: bool = True
+               ) -> pd.DataFrame:
+    """Test cases with the highest loss (most confident mistakes first), optionally of one true class."""
+    probs = (ev.test_logits / ev.temperature).softmax(1)
+    loss = nn.functional.cross_entropy(ev.test_logits / ev.temperature, ev.test_targets, reduction="none")
+    pred = probs.argmax(1)
+    table = pd.DataFrame({"position": range(len(loss)), "sample_id": ev.test_ids,
+                          "true": ev.test_targets.numpy(), "predicted": pred.numpy(),
+                          "confidence": probs.max(1).values.numpy(), "loss": loss.numpy()})
+    if true_class is not None:
+        table = table[table["true"] == true_class]
+    if mistakes_only:
+        table = table[table["true"] != table["predicted"]]
+    return table.sort_values("loss", ascending=False).head(n).reset_index(drop=True)
+
+
+def explain_cases(run: LoadedRun, positions, classes, split: str = "test"):
+    """Grad-CAM overlays (RGB uint8, model input size) of test cases for the given classes."""
+    import numpy as np
+
+    from medvision.saliency import gradcam, overlay
+
+    images, labels = run.cache.split(split)
+    pos = np.asarray(positions, dtype=np.int64)
+    if not len(pos):
+        return []
+    base = run.loaders[split]
+    batch = TensorLoader(np.ascontiguousarray(images[pos]), labels[pos], base.mean, base.std,
+                         batch_size=len(pos), out_size=base.out_size)
+    x, _ = next(iter(batch))
+    maps = gradcam(run.model, x, list(classes))
+    size = x.shape[-1]
+    raw = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(images[pos])).float(),
+                                          size=(size, size), mode="bilinear", align_corners=False)
+    raw = raw.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [overlay(img, cam) for img, cam in zip(raw, maps, strict=True)]

@@ -1,0 +1,109 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # Per-class analysis
+#
+# Accuracy hides the classes a model fails. This chapter takes one run of the training-strategies chapter
+# (by default the one with the best *validation* macro-F1) and looks at every class on the test split:
+# sensitivity, specificity, precision and F1 with bootstrap confidence intervals (small test sets make
+# them wide), confusion matrices, ROC and precision-recall curves, the most confused pairs, and the
+# most confident mistakes of the weakest class with Grad-CAM showing where the network looked.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+dataset: str = "pneumoniamnist"  # data set whose runs to read
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>, as the training chapter wrote)
+run: str = ""  # run to analyse (empty: best validation macro-F1)
+n_resamples: int = 200  # bootstrap resamples for the confidence intervals
+n_mistakes: int = 8  # most confident mistakes to show
+seed: int = 0  # bootstrap seed
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from medvision import book, evaluation, experiment, metrics, plots
+
+out = book.runs_dir(profile, dataset, runs_dir)
+run_dir = out / run if run else evaluation.best_run(out)
+ev = evaluation.evaluate_run(run_dir, n_resamples=n_resamples, seed=seed)
+summary = experiment.load_summary(run_dir)
+book.run_banner(profile, data=dataset, run=run_dir.name, weights=summary["weights_source"],
+                test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)
+
+# %% [markdown]
+# ## Headline metrics with 95% confidence intervals
+#
+# Percentile bootstrap over the test cases (resampled with replacement).
+
+# %%
+ev.ci.loc[["accuracy", "balanced_accuracy", "macro_f1", "auroc"]].round(3)
+
+# %% [markdown]
+# ## Per-class report
+
+# %%
+ev.per_class.round(3)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+plots.plot_per_class_metric(ev.ci, "f1", ax=axes[0])
+plots.plot_per_class_metric(ev.ci, "recall", ax=axes[1])
+axes[0].set_title("F1 per class")
+axes[1].set_title("sensitivity (recall) per class");
+
+# %% [markdown]
+# ## Confusion matrices
+
+# %%
+pred = ev.test_logits.argmax(1)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, ax=axes[0])
+plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, normalize=True, ax=axes[1]);
+
+# %% [markdown]
+# ## ROC and precision-recall curves (one class against the rest)
+
+# %%
+probs = (ev.test_logits / ev.temperature).softmax(1).numpy()
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+plots.plot_roc_curves(probs, ev.test_targets, ev.class_names, ax=axes[0])
+plots.plot_pr_curves(probs, ev.test_targets, ev.class_names, ax=axes[1]);
+
+# %% [markdown]
+# ## Where the model goes wrong
+
+# %%
+confused = metrics.most_confused(ev.test_targets, pred, ev.class_names)
+display(confused.round(3))
+display(Markdown(metrics.describe_weakest(ev.per_class, ev.ci, confused)))
+
+# %% [markdown]
+# ### The most confident mistakes of the weakest class, with Grad-CAM
+#
+# Each tile shows a misclassified test image of the weakest class (by F1) with the Grad-CAM map of the
+# class the model predicted, taken at the deepest feature stage of the backbone.
+
+# %%
+weakest = ev.class_names.index(ev.per_class["f1"].idxmin())
+cases = evaluation.top_losses(ev, true_class=weakest, n=n_mistakes)
+if cases.empty:
+    display(Markdown(f"No test image of {ev.class_names[weakest]} was misclassified."))
+else:
+    loaded = evaluation.load_run(run_dir)
+    tiles = evaluation.explain_cases(loaded, cases["position"], cases["predicted"])
+    titles = [f"true {ev.class_names[t]} / pred {ev.class_names[p]}\nconf {c:.2f}"
+              for t, p, c in zip(cases["true"], cases["predicted"], cases["confidence"], strict=True)]
+    fig, ax = plots.plot_image_grid(tiles, titles, ncols=4)
+    ax.set_title(f"most confident mistakes on {ev.class_names[weakest]} (Grad-CAM of the predicted class)")

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from medvision.calibration import (
+    accuracy_at_coverage,
+    brier_score,
+    calibration_table,
+    classwise_calibration,
+    coverage_for_accuracy,
+    expected_calibration_error,
+    fit_temperature,
+    maximum_calibration_error,
+    reliability_bins,
+    risk_coverage,
+    torchmetrics_ece,
+)
+
+
+def calibrated_sample(n=20000, c=3, seed=0, sharpen=1.0):
+    """Labels drawn from the model's own probabilities: perfectly calibrated when sharpen == 1."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=g) * 2
+    probs = logits.softmax(1)
+    targets = torch.multinomial(probs, 1, generator=g).squeeze(1)
+    return logits * sharpen, targets
+
+
+def test_perfect_calibration_has_small_ece_and_overconfidence_large():
+    logits, y = calibrated_sample()
+    assert expected_calibration_error(logits.softmax(1), y) < 0.02
+    assert expected_calibration_error(logits.softmax(1), y, binning="mass") < 0.02
+    over, y2 = calibrated_sample(sharpen=4.0)
+    assert expected_calibration_error(over.softmax(1), y2) > 0.1
+    assert maximum_calibration_error(over.softmax(1), y2) >= expected_calibration_error(over.softmax(1), y2)
+
+
+def test_ece_matches_torchmetrics():
+    logits, y = calibrated_sample(n=3000, sharpen=3.0, seed=2)
+    p = logits.softmax(1)
+    assert expected_calibration_error(p, y) == pytest.approx(torchmetrics_ece(p, y), abs=1e-4)
+
+
+def test_temperature_scaling_lowers_validation_nll_of_an_overconfident_model():
+    logits, y = calibrated_sample(n=5000, sharpen=3.0, seed=1)
+    t = fit_temperature(logits, y, split="val")
+    assert t == pytest.approx(3.0, rel=0.15)
+    table = calibration_table(logits, y, t)
+    assert table.loc["after", "nll"] < table.loc["before", "nll"]
+    assert table.loc["after", "ece"] < table.loc["before", "ece"]
+
+
+def test_temperature_is_never_fitted_on_test():
+    logits, y = calibrated_sample(n=100)
+    with pytest.raises(ValueError, match="test split"):
+        fit_temperature(logits, y, split="test")
+
+
+def test_brier_and_bins():
+    onehot = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert brier_score(onehot, torch.tensor([0, 1])) == 0
+    assert brier_score(onehot, torch.tensor([1, 0])) == 2
+    bins = reliability_bins(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 0]), n_bins=10)
+    assert bins["count"].sum() == 2 and len(bins) == 10
+
+
+def test_risk_coverage_and_abstention():
+    probs = torch.tensor([[0.99, 0.01], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45]])
+    y = torch.tensor([0, 0, 1, 0])
+    curve = risk_coverage(probs, y)
+    assert curve["coverage"].tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert curve["risk"].tolist()[:2] == [0, 0] and curve["accuracy"].iloc[-1] == 0.75
+    at = accuracy_at_coverage(curve, (1.0, 0.5))
+    assert at["accuracy"].tolist() == [0.75, 1.0]
+    assert coverage_for_accuracy(curve, 1.0) == (0.5, pytest.approx(0.9))
+    assert coverage_for_accuracy(curve, 1.01) == (0.0, 1.0)
+
+
+def test_classwise_calibration():
+    logits, y = calibrated_sample(n=20000)
+    table = classwise_calibration(logits.softmax(1), y, ["a", "b", "c"])
+    assert (table["ece"] < 0.02).all()
+    assert np.allclose(table["mean_prob"], table["frequency"], atol=0.02)

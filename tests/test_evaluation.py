@@ -1,0 +1,63 @@
+import json
+
+import pandas as pd
+import pytest
+
+from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data.splits import stratified_subsample
+from medvision.evaluation import best_run, evaluate_run, finished_runs, load_run, top_losses
+from medvision.experiment import ExperimentConfig, run_strategy
+from medvision.training import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def runs(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    data_cfg = DataConfig(source="medmnist", name="breastmnist", data_root=str(shared_data))
+    table = stratified_subsample(load_data(data_cfg), 120)
+    cache = build_tensor_cache(table, 28, progress=False)
+    exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
+    train = TrainConfig(epochs=2, progress=False)
+    for spec in ("head_only", "full"):
+        run_strategy(cache, spec, exp, train, out, data_cfg, {"lr": 1e-2})
+    return out
+
+
+def test_run_directory_and_summary(runs):
+    dirs = finished_runs(runs)
+    assert [d.name for d in dirs] == ["full-scratch", "head_only-scratch"]
+    summary = json.loads((dirs[0] / "summary.json").read_text())
+    assert set(summary["test"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "auroc"}
+    assert summary["weights_source"] == "none"
+    split = pd.read_csv(dirs[0] / "split.csv")
+    assert (split["split"] == "train").sum() == 120 and (split["split"] == "test").sum() == 156
+
+
+def test_best_run_is_chosen_on_validation(runs):
+    best = best_run(runs)
+    vals = {d.name: json.loads((d / "summary.json").read_text())["val"]["macro_f1"] for d in finished_runs(runs)}
+    assert vals[best.name] == max(vals.values())
+
+
+def test_evaluate_run_writes_evaluation_predictions_and_temperature(runs):
+    run_dir = runs / "full-scratch"
+    ev = evaluate_run(run_dir, n_resamples=50)
+    for name in ("evaluation.json", "predictions.csv", "temperature.json", "logits.pt"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "temperature.json").read_text())["fitted_on"] == "val"
+    preds = pd.read_csv(run_dir / "predictions.csv")
+    assert len(preds) == 156 and {"sample_id", "true", "predicted", "confidence", "p[malignant]"} <= set(preds)
+    data = json.loads((run_dir / "evaluation.json").read_text())
+    assert data["split"] == "test" and data["temperature"] == pytest.approx(ev.temperature)
+    assert ev.metrics["accuracy"] == pytest.approx(preds["correct"].mean(), abs=1e-6)
+    again = evaluate_run(run_dir, n_resamples=50)  # reused from disk
+    pd.testing.assert_frame_equal(again.ci, ev.ci, check_dtype=False, check_names=False)
+    assert again.temperature == ev.temperature
+    assert top_losses(ev, n=3)["loss"].is_monotonic_decreasing
+
+
+def test_load_run_rebuilds_the_same_split_and_model(runs):
+    run = load_run(runs / "head_only-scratch")
+    assert run.cache.table.frame["split"].value_counts()["train"] == 120
+    assert run.class_names == ("malignant", "normal, benign")
+    assert not run.model.training
