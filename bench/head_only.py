@@ -51,25 +51,22 @@ def main() -> None:
     device = torch.device("cpu")
     strategy = StrategyConfig("head_only", lr=1e-3)
 
-    optimizer = make_optimizer(param_groups(model, strategy))
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        loader.set_epoch(epoch)
-        train_one_epoch(model, loader, criterion, optimizer, device, progress=False)
-    backbone_epoch = (time.perf_counter() - start) / args.epochs
+    def seconds_per_epoch(net, batches) -> float:
+        optimizer = make_optimizer(param_groups(model, strategy))
+        start = time.perf_counter()
+        for epoch in range(args.epochs):
+            batches.set_epoch(epoch)
+            train_one_epoch(net, batches, criterion, optimizer, device, progress=False)
+        return (time.perf_counter() - start) / args.epochs
+
+    backbone_epoch = seconds_per_epoch(model, loader)
 
     start = time.perf_counter()
     ordered = TensorLoader(images, labels, cfg["mean"], cfg["std"], batch_size=256, out_size=args.image_size)
     feats, feat_labels = extract_features(model, ordered, flips=True)
     extraction = time.perf_counter() - start
     features = FeatureLoader(feats, feat_labels, batch_size=64, shuffle=True)
-    head = CachedHead(model)
-    optimizer = make_optimizer(param_groups(model, strategy))
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        features.set_epoch(epoch)
-        train_one_epoch(head, features, criterion, optimizer, device, progress=False)
-    cached_epoch = (time.perf_counter() - start) / args.epochs
+    cached_epoch = seconds_per_epoch(CachedHead(model), features)
 
     print(f"{len(images)} training images at {args.image_size}px, EfficientNet-Lite0, {args.epochs} epochs each, "
           f"torch threads {torch.get_num_threads()}")
