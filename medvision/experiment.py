@@ -44,6 +44,7 @@ class ExperimentConfig:
         augment: Train-time augmentation; ``none`` for no augmentation, ``flip`` for flips only.
         head_hidden: Width of an MLP head (0: timm's linear classifier).
         drop_rate: Dropout before the classifier.
+        balanced_sampler: Draw training batches with class-balancing weights (with replacement).
     """
 
     backbone: str = "tf_efficientnet_lite0"
@@ -53,6 +54,7 @@ class ExperimentConfig:
     augment: str = "default"
     head_hidden: int = 0
     drop_rate: float = 0.2
+    balanced_sampler: bool = False
 
     def augment_config(self) -> AugmentConfig | None:
         if self.augment == "none":
@@ -92,6 +94,7 @@ def make_loaders(cache: TensorCache, model: torch.nn.Module, exp: ExperimentConf
         is_train = split == "train"
         loaders[split] = TensorLoader(images, labels, data_cfg["mean"], data_cfg["std"],
                                       batch_size=exp.batch_size if is_train else 256, shuffle=is_train,
+                                      balanced=exp.balanced_sampler and is_train,
                                       augment=exp.augment_config() if is_train else None,
                                       out_size=exp.image_size, seed=seed)
     return loaders

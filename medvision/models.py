@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from medvision.data.paths import user_cache_dir
+
+_log = logging.getLogger(__name__)
 
 
 class WeightsError(RuntimeError):
@@ -144,6 +148,27 @@ def _from_file(name: str, path: Path, num_classes: int, **kwargs) -> nn.Module:
     return model
 
 
+def weights_dir() -> Path:
+    """Folder searched for local weight files: ``$MEDVISION_WEIGHTS`` or ``<user cache>/weights``."""
+    env = os.environ.get("MEDVISION_WEIGHTS")
+    return Path(env).expanduser() if env else user_cache_dir() / "weights"
+
+
+def find_local_weights(name: str) -> Path | None:
+    """A file named ``<architecture>.safetensors`` / ``<architecture>.*.safetensors`` (or ``.pth``) in
+    :func:`weights_dir`, e.g. ``mobilenetv2_100.coral_in1k.safetensors``."""
+    folder = weights_dir()
+    if not folder.is_dir():
+        return None
+    hits = sorted(p for ext in ("safetensors", "pth", "pt") for p in folder.glob(f"{name}*.{ext}")
+                  if p.name.split(".")[0] == name)
+    return hits[0] if hits else None
+
+
+def _package_available(name: str) -> bool:
+    return name in PACKAGE_WEIGHTS and importlib.util.find_spec(PACKAGE_WEIGHTS[name][0]) is not None
+
+
 def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int, dropout: float = 0.5) -> nn.Module:
     """Replace the classifier with ``Dropout -> Linear(hidden) -> ReLU -> Dropout -> Linear(num_classes)``.
 
@@ -171,7 +196,8 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
     Args:
         name: A timm architecture (``tf_efficientnet_lite0``, ``mobilenetv2_100``, ``resnet18``...).
         num_classes: Output classes; the ImageNet head is replaced.
-        pretrained: ``"auto"``, ``"package"``, ``"hub"``, ``"none"`` or a weights file path.
+        pretrained: ``"auto"`` (a registry package if one ships this architecture's weights, else a file
+            in :func:`weights_dir`, else the hub), ``"package"``, ``"hub"``, ``"none"`` or a weights file.
         drop_rate: Dropout before the classifier.
         head_hidden: Width of an MLP head (dropout + MLP); 0 keeps timm's linear classifier.
         head_dropout: Dropout of the MLP head.
@@ -186,7 +212,9 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
     spec = str(pretrained)
     kwargs = {"drop_rate": drop_rate, **kwargs}
     if spec == "auto":
-        spec = "package" if name in PACKAGE_WEIGHTS else "hub"
+        local = find_local_weights(name)
+        spec = "package" if _package_available(name) else str(local) if local else "hub"
+        _log.info("pretrained='auto' for %s: using %s", name, spec)
     if spec == "none":
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
         source = WeightsSource("none")

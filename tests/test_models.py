@@ -89,3 +89,23 @@ def test_mlp_head_is_the_head_group(name):
     param_groups(model, StrategyConfig("head_only"))
     mlp = {id(p) for p in model.get_classifier().parameters()}
     assert all(p.requires_grad == (id(p) in mlp or n in head) for n, p in model.named_parameters())
+
+
+def test_auto_falls_back_to_a_local_file_then_the_hub(shared_data, tmp_path, monkeypatch):
+    import shutil
+
+    from medvision.models import find_local_weights
+
+    monkeypatch.setenv("MEDVISION_WEIGHTS", str(tmp_path))
+    assert find_local_weights("mobilenetv2_100") is None
+    shutil.copy(shared_data.parent / "weights" / SHARED_WEIGHTS, tmp_path)
+    assert find_local_weights("mobilenetv2_100") == tmp_path / SHARED_WEIGHTS
+    model = create_model("mobilenetv2_100", 2, pad_type="same")
+    assert model.weights_source.source == "file" and model.weights_source.location.endswith(SHARED_WEIGHTS)
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(timm.models._builder, "load_pretrained", offline)
+    with pytest.raises(WeightsError, match="from the hub"):
+        create_model("resnet18", 2)  # no package, no local file: the hub, which is offline
