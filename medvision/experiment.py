@@ -123,6 +123,7 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
               "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
                  resume=resume, extra_config=config)
+    _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
     test = evaluate(model.to(device), loaders["test"], device, autocast_dtype(train.amp, device))
     hist = result.history
@@ -141,6 +142,27 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     del model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return summary
+
+
+def _write_environment(run_dir: Path, table, seed: int) -> None:
+    """Record what produced the run (kept apart from config.yaml, which decides whether a run may resume)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from medvision.book import _git_commit
+
+    versions = {}
+    for pkg in ("medvision", "torch", "torchvision", "timm", "torchmetrics", "numpy", "scikit-learn"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = "not installed"
+    env = {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
+           "git_commit": _git_commit(Path(__file__).resolve().parents[1]), "seed": seed,
+           "data_fingerprint": table.fingerprint(), "data_md5": table.provenance.get("md5", "")}
+    tmp = run_dir / ".environment.json.tmp"
+    tmp.write_text(json.dumps(env, indent=1))
+    os.replace(tmp, run_dir / "environment.json")
 
 
 def load_summary(run_dir: str | os.PathLike[str]) -> dict:

@@ -29,6 +29,10 @@ def test_run_directory_and_summary(runs):
     summary = json.loads((dirs[0] / "summary.json").read_text())
     assert set(summary["test"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "auroc"}
     assert summary["weights_source"] == "none"
+    env = json.loads((dirs[0] / "environment.json").read_text())
+    assert env["seed"] == 0 and env["data_md5"] == "750601b1f35ba3300ea97c75c52ff8f6"
+    assert env["packages"]["torch"] != "not installed"
+    assert len(env["git_commit"]) == 40 or env["git_commit"] == "unknown"
     split = pd.read_csv(dirs[0] / "split.csv")
     assert (split["split"] == "train").sum() == 120 and (split["split"] == "test").sum() == 156
 
