@@ -1,0 +1,88 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # Classical baselines on frozen features
+#
+# Is fine-tuning worth it, or would a classical classifier on frozen ImageNet features do? Here the
+# pretrained backbone embeds every image once (pooled pre-logit features, cached on disk); logistic
+# regression, a linear SVM and k-nearest neighbours are trained on the training embeddings, each with its
+# hyper-parameter chosen on the validation split, and scored once on test with the same metrics as the
+# fine-tuned strategies of the training chapter (same split).
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+dataset: str = "pneumoniamnist"  # MedMNIST flag (official splits)
+size: int = 28  # MedMNIST file size
+data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
+backbone: str = "tf_efficientnet_lite0"  # timm architecture of the feature extractor
+pretrained: str = "auto"  # ImageNet weights: auto | package | hub | path
+image_size: int = 32  # model input size
+max_train_samples: int = 400  # subsample the training split as the training chapter did (0: all)
+seed: int = 0  # seed of the subsample and the classifiers
+runs_dir: str = ""  # fine-tuned runs to compare with (empty: <repo>/runs/<profile>/<dataset>)
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from medvision import baselines, book, evaluation, experiment
+from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data.splits import stratified_subsample
+from medvision.models import create_model
+
+data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
+table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
+cache = build_tensor_cache(table, size, progress=False)
+model = create_model(backbone, table.num_classes, pretrained)
+loaders = experiment.make_loaders(cache, model, experiment.ExperimentConfig(image_size=image_size), seed)
+out = book.runs_dir(profile, dataset, runs_dir)
+features = baselines.cached_features(model, loaders, out.parent / "features",
+                                     key=f"{table.fingerprint()}|{backbone}|{model.weights_source}|{image_size}")
+book.run_banner(profile, data=table.name, backbone=backbone, weights=model.weights_source.source,
+                input=f"{image_size}px", feature_dim=features["train"][0].shape[1], seed=seed)
+
+# %% [markdown]
+# ## Classifiers on the embeddings
+
+# %%
+results = baselines.fit_feature_baselines(features, table.num_classes, seed=seed)
+results.round(3)
+
+# %% [markdown]
+# ## Against the fine-tuned strategies
+
+# %%
+metrics = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_auroc"]
+rows = [results[metrics].assign(kind="frozen features + " + results.index.to_series())]
+try:
+    finetuned = experiment.compare_runs(evaluation.finished_runs(out))
+    rows.append(finetuned[metrics].assign(kind="network: " + finetuned.index.to_series()))
+except FileNotFoundError:
+    display(Markdown(f"No fine-tuned runs found in `{out}`; run the training-strategies chapter first."))
+both = pd.concat(rows).set_index("kind")
+display(both.round(3))
+fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+both["test_macro_f1"].sort_values().plot.barh(ax=ax, color="C0")
+ax.set_xlabel("test macro-F1");
+
+# %%
+best_classic = results["val_macro_f1"].idxmax()
+text = (f"Chosen on validation, the best classical model is **{best_classic}** "
+        f"(test macro-F1 {results.loc[best_classic, 'test_macro_f1']:.3f}).")
+if len(rows) > 1:
+    best_net = finetuned["val_macro_f1"].idxmax()
+    gap = finetuned.loc[best_net, "test_macro_f1"] - results.loc[best_classic, "test_macro_f1"]
+    text += (f" The best network by validation ({best_net}) is {gap:+.3f} test macro-F1 away from it.")
+display(Markdown(text))
