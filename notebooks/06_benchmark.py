@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # Benchmark against published results
+#
+# Each data set x strategy is trained with several seeds (small sets such as BreastMNIST vary a lot from
+# seed to seed) and reported as mean +- standard deviation of the test metrics, with a 95% bootstrap
+# confidence interval of the first seed's run. Published numbers on the same official splits — MedMNIST v2
+# (ResNets from scratch, AutoML) and MedMNIST+ (ImageNet-initialised ResNet-18) — are shown **apart**, in
+# their own table: they were not produced by this book.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+datasets: list = ["breastmnist"]  # MedMNIST flags (official splits)
+size: int = 28  # MedMNIST file size (the anchors' resolution column)
+data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
+backbone: str = "tf_efficientnet_lite0"  # timm architecture
+pretrained: str = "auto"  # ImageNet weights: auto | package | hub | path
+image_size: int = 32  # model input size
+strategies: list = ["head_only", "full"]  # strategy specs
+seeds: list = [0, 1]  # seeds per data set x strategy
+epochs: int = 1  # maximum epochs per run
+lr: float = 1e-3  # head learning rate
+augment: str = "flip"  # none | flip | default
+max_train_samples: int = 200  # subsample each training split (0: all)
+n_resamples: int = 200  # bootstrap resamples for the CIs
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from medvision import benchmark, book, evaluation, experiment
+from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data.splits import stratified_subsample
+from medvision.training import TrainConfig
+
+root = book.runs_dir(profile, "benchmark", runs_dir)
+exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=image_size, augment=augment)
+run_dirs = []
+for dataset in datasets:
+    data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
+    for seed in seeds:
+        table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
+        cache = build_tensor_cache(table, size, progress=False)
+        for spec in strategies:
+            s = experiment.run_strategy(cache, spec, exp, TrainConfig(epochs=epochs, seed=seed, progress=False),
+                                        root / dataset / f"seed{seed}", data_config, {"lr": lr})
+            run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
+runs = benchmark.collect(run_dirs)
+book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, input=f"{image_size}px",
+                strategies=len(strategies), seeds=len(seeds), epochs=epochs)
+
+# %% [markdown]
+# ## Our results: mean and standard deviation over seeds
+
+# %%
+summary = benchmark.seed_summary(runs)
+summary.round(3)
+
+# %% [markdown]
+# ## 95% bootstrap intervals (first seed)
+
+# %%
+ci_rows = []
+for d in run_dirs:
+    if d.parent.name == f"seed{seeds[0]}":
+        ev = evaluation.evaluate_run(d, n_resamples=n_resamples)
+        for m in ("accuracy", "auroc", "macro_f1"):
+            ci_rows.append({"dataset": d.parent.parent.name, "run": d.name, "metric": m,
+                            **ev.ci.loc[m, ["estimate", "lower", "upper"]].to_dict()})
+pd.DataFrame(ci_rows).set_index(["dataset", "run", "metric"]).astype(float).round(3)
+
+# %% [markdown]
+# ## Published anchors (not computed here)
+
+# %%
+anchors = benchmark.load_anchors()
+anchors[anchors["dataset"].isin(datasets)].set_index(["dataset", "method", "resolution"])
+
+# %% [markdown]
+# ## Ours against the published rows at the same resolution
+#
+# Per data set, the strategy with the best mean *validation* macro-F1 is compared with every published
+# row at this resolution that is not AutoML.
+
+# %%
+chosen = benchmark.chosen_on_validation(runs)
+picked = summary.loc[[(d, r) for d, r in chosen.items()]]
+versus = benchmark.versus_anchors(picked, anchors, resolution=size)
+display(versus.round(3))
+display(Markdown(benchmark.describe_versus(versus)))
