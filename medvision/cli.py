@@ -31,6 +31,18 @@ def _data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_fetch(args: argparse.Namespace) -> int:
+    from medvision.systems import fetch_system, load_system
+
+    try:
+        target = fetch_system(load_system(args.name, data_root=args.data_root))
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"medvision data fetch: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: data ready at {target}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     inspect.add_argument("--label-col", default="label")
     inspect.add_argument("--group-col", default="")
     inspect.add_argument("--leakage", action="store_true", help="also hash images for duplicates")
+    fetch = data.add_parser("fetch", help="download a seed system's data with kagglehub, or say where to put it")
+    fetch.add_argument("name", help="a configs/*.yaml system (chest_xray_pneumonia, ham10000, ...)")
+    fetch.add_argument("--data-root", default="")
     args, rest = parser.parse_known_args(argv)
     if args.command == "book":
         from medvision.book import main as book_main
@@ -53,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return book_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.action == "fetch":
+        return _data_fetch(args)
     return _data_inspect(args)
 
 

@@ -16,3 +16,8 @@ def test_data_inspect_bad_input_exits_2_without_traceback(tmp_path, capsys):
 def test_book_unknown_profile(capsys):
     assert main(["book", "--profile", "nope", "--no-build"]) == 2
     assert "profile 'nope' not found" in capsys.readouterr().err
+
+
+def test_data_fetch_without_handle_exits_2(capsys):
+    assert main(["data", "fetch", "kvasir"]) == 2
+    assert "put the files as" in capsys.readouterr().err
