@@ -46,6 +46,12 @@ def load_profile(name: str, root: Path) -> dict:
     notebooks = profile.get("notebooks")
     if not isinstance(notebooks, dict) or not notebooks:
         raise ValueError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
+    toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
+    needed = [c["file"].rsplit("/", 1)[-1] for part in toc.get("parts", []) for c in part.get("chapters", [])
+              if c.get("file", "").startswith(GENERATED.as_posix())]
+    missing = [nb for nb in needed if nb not in notebooks]
+    if missing:
+        raise ValueError(f"{path} does not run {missing}, which _toc.yml includes; the book would not build")
     for nb, params in notebooks.items():
         if not (root / "notebooks" / f"{nb}.ipynb").is_file():
             raise FileNotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")

@@ -33,7 +33,7 @@ def test_unknown_profile_is_a_clear_error():
 
 
 def test_bad_profile_file(tmp_path):
-    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles").mkdir()  # no _toc.yml here: only the notebook check applies
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump({"notebooks": {"99_missing": {}}}))
     with pytest.raises(FileNotFoundError, match="99_missing"):
@@ -53,11 +53,22 @@ def test_stage_book_copies_sources_only(tmp_path):
     assert find_repo_root(dest) == dest
 
 
-def test_toc_points_at_generated_notebooks():
+@pytest.mark.parametrize("profile", PROFILES)
+def test_toc_and_profiles_name_the_same_chapters(profile):
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    for nb in load_profile("default", REPO)["notebooks"]:
-        assert f"book/generated/{nb}" in files
+    files = {c["file"] for part in toc["parts"] for c in part["chapters"] if "generated" in c["file"]}
+    assert files == {f"book/generated/{nb}" for nb in load_profile(profile, REPO)["notebooks"]}
+
+
+def test_a_profile_missing_a_toc_chapter_is_refused(tmp_path):
+    import shutil
+
+    for name in ("_toc.yml", "notebooks"):
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, tmp_path / name)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump({"notebooks": {"01_eda": {}}}))
+    with pytest.raises(ValueError, match="_toc.yml includes"):
+        load_profile("x", tmp_path)
 
 
 @pytest.mark.parametrize("ipynb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
