@@ -71,7 +71,7 @@ display(calibration.accuracy_at_coverage(curve).round(3))
 coverage, threshold = calibration.coverage_for_accuracy(curve, target_accuracy)
 display(Markdown(
     f"To reach {target_accuracy:.0%} accuracy on the cases it answers, {focus.name} must abstain below a "
-    f"calibrated confidence of {threshold:.3f}, answering {coverage:.1%} of the test cases."
+    f"calibrated confidence of {threshold:.4f}, answering {coverage:.1%} of the test cases."
     if coverage > 0 else f"{focus.name} does not reach {target_accuracy:.0%} accuracy at any coverage."))
 fig, ax = plots.plot_risk_coverage({name: calibration.risk_coverage(
     (e.test_logits / e.temperature).softmax(1), e.test_targets) for name, e in evals.items()})
