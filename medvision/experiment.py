@@ -139,8 +139,6 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, run_dir / "summary.json")
-    del model
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return summary
 
 

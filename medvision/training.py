@@ -353,6 +353,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         model.load_state_dict(state["model"])
         start_epoch, best_score = state["epoch"] + 1, state["best_score"]
         best_epoch, bad_epochs, history = state["best_epoch"], state["bad_epochs"], list(state["history"])
+        if cfg.patience and bad_epochs >= cfg.patience:
+            start_epoch = cfg.epochs  # the run had stopped early: it is finished, not interrupted
 
     _write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
     if tracker is not None:

@@ -228,3 +228,16 @@ def test_seeded_fit_is_deterministic(small, tmp_path):
     a = fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "a", ())
     b = fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "b", ())
     assert np.allclose(a.history["train_loss"], b.history["train_loss"])
+
+
+def test_early_stopping_and_resuming_a_finished_run(small, tmp_path, monkeypatch):
+    cfg = dataclasses.replace(FAST, epochs=6, patience=1, monitor="loss", scheduler="none")
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: {"loss": 1.0, "accuracy": 0.5,
+                                                                "balanced_accuracy": 0.5, "macro_f1": 0.5,
+                                                                "auroc": 0.5})
+    tr, va = loaders(small)
+    first = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"))
+    assert len(first.history) == 2 and first.best_epoch == 1  # no improvement after epoch 1: stop
+    monkeypatch.setattr(training, "train_one_epoch", lambda *a, **k: pytest.fail("a finished run trained again"))
+    again = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), resume=True)
+    assert len(again.history) == 2 and again.best_epoch == 1
