@@ -114,6 +114,7 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     # Kernels inherit the environment; a headless MPLBACKEND=Agg (CI, make) would hide every figure.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out_dir = (out_root or root) / GENERATED
+    os.environ["MEDVISION_RUN_RECORD"] = str(out_dir / "_run.json")
     record = {"profile": profile_name, "medvision": medvision.__version__,
               "python": platform.python_version(), "git_commit": _git_commit(root), "notebooks": {}}
     for nb, params in profile["notebooks"].items():
@@ -127,10 +128,38 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
         seconds = round(time.perf_counter() - start, 1)
         record["notebooks"][nb] = {"seconds": seconds, "parameters": params}
         print(f"[{profile_name}] {nb} done in {seconds:.1f} s", flush=True)
+        _write_record(out_dir, record)  # after each chapter, so later chapters can report earlier timings
+    _write_record(out_dir, record)
+    return record
+
+
+def _write_record(out_dir: Path, record: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "._run.json"
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, out_dir / "_run.json")
-    return record
+
+
+def run_record(root: Path | None = None) -> dict:
+    """The timings written so far by the current book run (``$MEDVISION_RUN_RECORD``, set by the runner), or
+    by the last run in ``book/generated/_run.json``."""
+    env = os.environ.get("MEDVISION_RUN_RECORD")
+    path = Path(env) if env else (root or find_repo_root()) / GENERATED / "_run.json"
+    return json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
+
+
+def run_bench(script: str, *args: str, root: Path | None = None) -> dict:
+    """Run ``bench/<script>.py --json`` in a fresh process and return the JSON it wrote."""
+    import tempfile
+
+    root = root or find_repo_root()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        done = subprocess.run([sys.executable, str(root / "bench" / f"{script}.py"), *args, "--json", str(out)],
+                              cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench/{script}.py failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+        return json.loads(out.read_text())
 
 
 def build_html(root: Path, strict: bool = True) -> Path:

@@ -98,3 +98,21 @@ def test_executed_eda_page_has_figures(tmp_path, monkeypatch):
     text = json.dumps(outputs)
     assert "Smoke profile" in text and "pneumoniamnist_28" in text
     assert (tmp_path / "book" / "generated" / "_run.json").is_file()
+
+
+def test_run_record_follows_the_runner(tmp_path, monkeypatch):
+    from medvision.book import run_record
+
+    record = tmp_path / "_run.json"
+    record.write_text(json.dumps({"notebooks": {"01_eda": {"seconds": 1.5}}}))
+    monkeypatch.setenv("MEDVISION_RUN_RECORD", str(record))
+    assert run_record()["notebooks"]["01_eda"]["seconds"] == 1.5
+
+
+def test_run_bench_reports_a_failing_script(tmp_path):
+    from medvision.book import run_bench
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "broken.py").write_text("raise SystemExit('no data here')\n")
+    with pytest.raises(RuntimeError, match="no data here"):
+        run_bench("broken", root=tmp_path)
