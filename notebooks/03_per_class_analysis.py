@@ -39,7 +39,7 @@ out = book.runs_dir(profile, dataset, runs_dir)
 run_dir = out / run if run else evaluation.best_run(out)
 ev = evaluation.evaluate_run(run_dir, n_resamples=n_resamples, seed=seed)
 summary = experiment.load_summary(run_dir)
-book.run_banner(profile, data=dataset, run=run_dir.name, weights=summary["weights_source"],
+book.run_banner(profile, data=dataset, run=run_dir.name, backbone=summary["backbone"], weights=summary["weights"],
                 test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]

@@ -35,14 +35,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from medvision import book, calibration, evaluation, plots
+from medvision import book, calibration, evaluation, experiment, plots
 
 out = book.runs_dir(profile, dataset, runs_dir)
 runs = evaluation.finished_runs(out)
 focus = out / run if run else evaluation.best_run(out)
 evals = {d.name: evaluation.evaluate_run(d, n_resamples=n_resamples, seed=seed, n_bins=n_bins) for d in runs}
 ev = evals[focus.name]
-book.run_banner(profile, data=dataset, runs=len(runs), detailed_run=focus.name, bootstrap=n_resamples, seed=seed)
+focus_summary = experiment.load_summary(focus)
+book.run_banner(profile, data=dataset, runs=len(runs), detailed_run=focus.name, backbone=focus_summary["backbone"],
+                weights=focus_summary["weights"], bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]
 # ## Reliability before and after temperature scaling

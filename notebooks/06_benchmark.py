@@ -59,8 +59,9 @@ for dataset in datasets:
                                         root / dataset / f"seed{seed}", data_config, {"lr": lr})
             run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
-book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, input=f"{image_size}px",
-                strategies=len(strategies), seeds=len(seeds), epochs=epochs)
+weights = experiment.load_summary(run_dirs[0])["weights"]
+book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, weights=weights,
+                input=f"{image_size}px", strategies=", ".join(strategies), seeds=seeds, epochs=epochs)
 
 # %% [markdown]
 # ## Our results: mean and standard deviation over seeds
