@@ -26,10 +26,15 @@ book: $(STAMP)
 ## make test: unit tests + nbval on the notebooks (smoke parameters) + a `jb build -W` of the smoke book
 test: unit notebooks book-smoke
 
+# Test runs train into a fresh folder, so leftovers of older runs (or of `make book`) never matter.
+TEST_RUNS := $(CURDIR)/_build/test-runs
+notebooks book-smoke: export MEDVISION_RUNS = $(TEST_RUNS)
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
 notebooks: $(STAMP)
+	rm -rf $(TEST_RUNS)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider notebooks/
 
 # Built in a staging copy so that `make test` never overwrites the book that `make book` produced.

@@ -182,10 +182,12 @@ def _git_commit(root: Path) -> str:
 
 
 def runs_dir(profile: str, dataset: str, override: str = "") -> Path:
-    """Where a chapter's run directories go: ``override`` if given, else ``<repo>/runs/<profile>/<dataset>``
-    (``./runs/...`` outside a checkout)."""
+    """Where a chapter's run directories go: ``override`` if given, else ``$MEDVISION_RUNS/<profile>/<dataset>``,
+    else ``<repo>/runs/<profile>/<dataset>`` (``./runs/...`` outside a checkout)."""
     if override:
         return Path(override).expanduser().resolve()
+    if os.environ.get("MEDVISION_RUNS"):  # make test points this at a fresh folder
+        return Path(os.environ["MEDVISION_RUNS"]).expanduser().resolve() / profile / dataset
     try:
         base = find_repo_root()
     except FileNotFoundError:

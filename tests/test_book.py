@@ -116,3 +116,13 @@ def test_run_bench_reports_a_failing_script(tmp_path):
     (tmp_path / "bench" / "broken.py").write_text("raise SystemExit('no data here')\n")
     with pytest.raises(RuntimeError, match="no data here"):
         run_bench("broken", root=tmp_path)
+
+
+def test_runs_dir_resolution(tmp_path, monkeypatch):
+    from medvision.book import runs_dir
+
+    assert runs_dir("smoke", "x", str(tmp_path)) == tmp_path
+    monkeypatch.setenv("MEDVISION_RUNS", str(tmp_path / "r"))
+    assert runs_dir("smoke", "pneumoniamnist") == tmp_path / "r" / "smoke" / "pneumoniamnist"
+    monkeypatch.delenv("MEDVISION_RUNS")
+    assert runs_dir("cpu", "d") == REPO / "runs" / "cpu" / "d"
