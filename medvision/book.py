@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 import medvision
+from medvision.atomic import write_json_atomic
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"
@@ -134,10 +135,7 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
 
 
 def _write_record(out_dir: Path, record: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "._run.json"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out_dir / "_run.json")
+    write_json_atomic(out_dir / "_run.json", record)
 
 
 def run_record(root: Path | None = None) -> dict:

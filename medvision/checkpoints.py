@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from medvision.atomic import atomic_path
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or not a medvision checkpoint. The message names the file."""
@@ -15,18 +17,11 @@ class CheckpointError(RuntimeError):
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` to ``path`` so that a crash mid-save leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike[str], require_model: bool = True) -> dict:

@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch import nn
 
+from medvision.atomic import atomic_path, write_json_atomic
 from medvision.calibration import calibration_table, fit_temperature
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.cache import TensorCache, build_tensor_cache
@@ -86,12 +87,6 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Loade
     return LoadedRun(run_dir, config, model, cache, table.class_names, loaders)
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
-
-
 def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed: int = 0, n_bins: int = 15,
                  force: bool = False) -> Evaluation:
     """Evaluate the best checkpoint of a run once on val (temperature) and test (metrics), and save it all.
@@ -116,19 +111,18 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     save_atomic({"val_logits": val_logits, "val_targets": val_targets, "test_logits": test_logits,
                  "test_targets": test_targets, "test_ids": test_ids, "class_names": list(run.class_names),
                  "temperature": temperature}, logits_path)
-    _write_json(run_dir / "temperature.json", {"temperature": temperature, "fitted_on": "val",
+    write_json_atomic(run_dir / "temperature.json", {"temperature": temperature, "fitted_on": "val",
                                               "method": "LBFGS on validation NLL"})
     preds = predictions_table(test_logits, test_targets, test_ids, run.class_names, temperature)
     for j, name in enumerate(run.class_names):
         preds[f"logit[{name}]"] = test_logits[:, j].numpy()
-    tmp = run_dir / ".predictions.csv.tmp"
-    preds.to_csv(tmp, index=False)
-    os.replace(tmp, run_dir / "predictions.csv")
+    with atomic_path(run_dir / "predictions.csv") as tmp:
+        preds.to_csv(tmp, index=False)
     metrics = detailed_metrics(test_logits, test_targets)
     ci = bootstrap_ci(test_logits, test_targets, n_resamples, seed=seed, per_class_names=run.class_names)
     report = per_class_report(test_logits, test_targets, run.class_names)
     calib = calibration_table(test_logits, test_targets, temperature, n_bins)
-    _write_json(eval_path, {"split": "test", "settings": settings, "metrics": metrics,
+    write_json_atomic(eval_path, {"split": "test", "settings": settings, "metrics": metrics,
                             "ci": ci.reset_index().to_dict(orient="records"),
                             "per_class": report.reset_index().to_dict(orient="records"),
                             "calibration": calib.reset_index(names="when").to_dict(orient="records"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medvision.atomic import write_json_atomic
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
 from medvision.data.config import DataConfig
@@ -136,9 +137,7 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
         "cached_features": result.cached_features,
         "val": result.best_metrics, "test": test,
     }
-    tmp = run_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, run_dir / "summary.json")
+    write_json_atomic(run_dir / "summary.json", summary)
     return summary
 
 
@@ -158,9 +157,7 @@ def _write_environment(run_dir: Path, table, seed: int) -> None:
     env = {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
            "git_commit": _git_commit(Path(__file__).resolve().parents[1]), "seed": seed,
            "data_fingerprint": table.fingerprint(), "data_md5": table.provenance.get("md5", "")}
-    tmp = run_dir / ".environment.json.tmp"
-    tmp.write_text(json.dumps(env, indent=1))
-    os.replace(tmp, run_dir / "environment.json")
+    write_json_atomic(run_dir / "environment.json", env)
 
 
 def load_summary(run_dir: str | os.PathLike[str]) -> dict:

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from medvision.atomic import atomic_path
 from medvision.data.paths import user_cache_dir
 
 _log = logging.getLogger(__name__)
@@ -117,10 +118,8 @@ def package_weights_file(name: str) -> Path:
     if missing or unexpected:
         raise WeightsError(f"{source} does not map onto timm {name}: missing {sorted(missing)[:3]}, "
                            f"unexpected {sorted(unexpected)[:3]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in converted.items()}, str(tmp))
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        save_file({k: v.contiguous() for k, v in converted.items()}, str(tmp))
     return target
 
 

@@ -24,6 +24,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from medvision.atomic import write_text_atomic
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader, epoch_order
@@ -285,12 +286,6 @@ def _rng_state() -> dict:
             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def check_run_dir(run_dir: Path) -> None:
     """Fail before training when the run directory cannot be written."""
     try:
@@ -356,10 +351,10 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         if cfg.patience and bad_epochs >= cfg.patience:
             start_epoch = cfg.epochs  # the run had stopped early: it is finished, not interrupted
 
-    _write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+    write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
     if tracker is not None:
         tracker.log_params(config)
-    _write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
+    write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
 
     train_iter, val_iter, step_model = train_loader, val_loader, model
     feature_seconds = 0.0
@@ -420,7 +415,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                      "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch, "phase": phase,
                      "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                      "history": history, "rng": _rng_state()}, last_path)
-        _write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         if tracker is not None:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         if cfg.patience and bad_epochs >= cfg.patience:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from medvision.atomic import atomic_path, write_json_atomic
 from medvision.data.decode import OnError, map_images, read_image
 from medvision.data.paths import tensor_cache_dir
 from medvision.data.table import SampleTable
@@ -164,16 +165,11 @@ def build_tensor_cache(
         good = [d for d in decoded if d is not None]
         out = (np.stack(good).transpose(0, 3, 1, 2).copy() if good
                else np.zeros((0, 3, size, size), np.uint8))
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.npy.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
         np.save(fh, out)
-    os.replace(tmp, npy)
     meta = {"table": table.name, "fingerprint": table.fingerprint(), "size": size, "resize": resize,
             "on_error": on_error, "skipped": skipped, "n": int(len(out))}
-    tmp_meta = folder / f".{key}.{os.getpid()}.json.tmp"
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
+    write_json_atomic(meta_path, meta)
     return _open(table, npy, size, meta)
 
 

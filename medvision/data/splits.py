@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from medvision.atomic import atomic_path
 from medvision.data.errors import DataError
 from medvision.data.table import SampleTable
 
@@ -104,12 +105,9 @@ def save_manifest(table: SampleTable, path: str | os.PathLike[str]) -> Path:
     })
     if table.has_groups:
         out["group"] = table.frame["group"].to_numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    out.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False)
+    return Path(path)
 
 
 def apply_manifest(table: SampleTable, path: str | os.PathLike[str]) -> SampleTable:
