@@ -112,9 +112,9 @@ class TensorCache:
         return self.array[pos], self.table.labels[pos]
 
 
-def cache_key(table: SampleTable, size: int, resize: ResizeMode) -> str:
+def cache_key(table: SampleTable, size: int, resize: ResizeMode, fingerprint: str | None = None) -> str:
     """Key of a cache entry: data fingerprint + size + preprocessing + cache format version."""
-    raw = f"{table.fingerprint()}|{size}|{resize}|v{CACHE_VERSION}"
+    raw = f"{fingerprint or table.fingerprint()}|{size}|{resize}|v{CACHE_VERSION}"
     return f"{table.name}-{size}px-{resize}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
@@ -140,7 +140,8 @@ def build_tensor_cache(
         The cache, memory-mapped read-only.
     """
     folder = tensor_cache_dir(cache_dir)
-    key = cache_key(table, size, resize)
+    fingerprint = table.fingerprint()  # one stat per file (or a hash of the arrays): compute it once
+    key = cache_key(table, size, resize, fingerprint)
     npy, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     if npy.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -167,7 +168,7 @@ def build_tensor_cache(
                else np.zeros((0, 3, size, size), np.uint8))
     with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
         np.save(fh, out)
-    meta = {"table": table.name, "fingerprint": table.fingerprint(), "size": size, "resize": resize,
+    meta = {"table": table.name, "fingerprint": fingerprint, "size": size, "resize": resize,
             "on_error": on_error, "skipped": skipped, "n": int(len(out))}
     write_json_atomic(meta_path, meta)
     return _open(table, npy, size, meta)
