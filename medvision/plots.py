@@ -191,22 +191,31 @@ def plot_per_class_metric(ci: pd.DataFrame, metric: str = "f1", ax: Axes | None 
     return fig, ax
 
 
+def _plot_one_vs_rest(probs: np.ndarray, targets, class_names: Sequence[str], ax: Axes | None, points, score,
+                      score_name: str, needs_negatives: bool) -> tuple[Figure, Axes]:
+    """One curve per class against the rest: ``points(is_class, prob) -> (x, y)``, labelled with ``score``."""
+    fig, ax = _fig_ax(ax)
+    y = np.asarray(targets)
+    for c, name in enumerate(class_names):
+        hit = y == c
+        if not hit.any() or (needs_negatives and hit.all()):  # the curve is undefined
+            continue
+        xs, ys = points(hit, probs[:, c])
+        ax.plot(xs, ys, label=f"{name} ({score_name} {score(hit, probs[:, c]):.3f})")
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
 def plot_roc_curves(probs: np.ndarray, targets, class_names: Sequence[str], ax: Axes | None = None
                     ) -> tuple[Figure, Axes]:
     """One-vs-rest ROC curve per class with its AUROC."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fig, ax = _fig_ax(ax)
-    y = np.asarray(targets)
-    for c, name in enumerate(class_names):
-        if (y == c).all() or not (y == c).any():
-            continue
-        fpr, tpr, _ = roc_curve(y == c, probs[:, c])
-        ax.plot(fpr, tpr, label=f"{name} (AUROC {roc_auc_score(y == c, probs[:, c]):.3f})")
+    fig, ax = _plot_one_vs_rest(probs, targets, class_names, ax, lambda t, p: roc_curve(t, p)[:2],
+                                roc_auc_score, "AUROC", needs_negatives=True)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
-    ax.legend(fontsize=8)
     return fig, ax
 
 
@@ -215,16 +224,14 @@ def plot_pr_curves(probs: np.ndarray, targets, class_names: Sequence[str], ax: A
     """One-vs-rest precision-recall curve per class with its average precision."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    fig, ax = _fig_ax(ax)
-    y = np.asarray(targets)
-    for c, name in enumerate(class_names):
-        if not (y == c).any():
-            continue
-        prec, rec, _ = precision_recall_curve(y == c, probs[:, c])
-        ax.plot(rec, prec, label=f"{name} (AP {average_precision_score(y == c, probs[:, c]):.3f})")
+    def recall_precision(t, p):
+        precision, recall, _ = precision_recall_curve(t, p)
+        return recall, precision
+
+    fig, ax = _plot_one_vs_rest(probs, targets, class_names, ax, recall_precision, average_precision_score, "AP",
+                                needs_negatives=False)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
-    ax.legend(fontsize=8)
     return fig, ax
 
 
