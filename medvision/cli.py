@@ -1,34 +1,94 @@
-"""The ``medvision`` command line. Sub-commands: ``book`` (run and build the book), ``data`` (inspect a data set)."""
+"""The ``medvision`` command line.
+
+Sub-commands: ``data`` (fetch / inspect / split / leakage), ``train``, ``evaluate``, ``export``, ``predict``,
+``book`` and ``app``; each has ``--help``.
+
+Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is shown); 2 a usage or input error (bad
+arguments, missing or unreadable files, a tampered bundle: one line, no traceback); 3 ``predict`` finished but
+skipped unreadable images (listed on stderr); 130 interrupted (finished work is kept; training resumes).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from medvision.bundle import BundleError
+    from medvision.checkpoints import CheckpointError
+    from medvision.data.errors import DataError, DataNotFoundError, ImageLoadError
+    from medvision.models import WeightsError
+    from medvision.training import RunConfigMismatchError
+
+    return (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, ValueError, DataError,
+            DataNotFoundError, ImageLoadError, BundleError, CheckpointError, WeightsError, RunConfigMismatchError)
+
+
+# --- data --------------------------------------------------------------------------------------------------
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="MedMNIST flag (pneumoniamnist), or a folder / CSV path under the data root")
+    p.add_argument("--source", choices=["medmnist", "folder", "csv"], default="medmnist")
+    p.add_argument("--size", type=int, default=28, help="MedMNIST file size, or the working resolution")
+    p.add_argument("--data-root", default="", help="default: $MEDVISION_DATA, then the user cache dir")
+    p.add_argument("--path-col", default="path", help="CSV column of image paths")
+    p.add_argument("--label-col", default="label", help="CSV column of labels")
+    p.add_argument("--group-col", default="", help="CSV column of patient / lesion ids (group-aware split)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+
+
+def _load_table(args: argparse.Namespace):
+    from medvision.data import DataConfig, load_data
+
+    return load_data(DataConfig(source=args.source, name=args.name, size=args.size, data_root=args.data_root,
+                                path_col=args.path_col, label_col=args.label_col, group_col=args.group_col,
+                                seed=args.seed))
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
-    from medvision.data import (
-        DataConfig,
-        DataError,
-        DataNotFoundError,
-        leakage_report,
-        load_data,
-        summarize_leakage,
-    )
-
-    cfg = DataConfig(source=args.source, name=args.name, size=args.size, data_root=args.data_root or "",
-                     path_col=args.path_col, label_col=args.label_col, group_col=args.group_col or "")
-    try:
-        table = load_data(cfg)
-    except (DataError, DataNotFoundError) as exc:
-        print(f"medvision data: {exc}", file=sys.stderr)
-        return 2
+    table = _load_table(args)
     print(table.summary())
     print(table.counts().to_string())
     if args.leakage:
-        print(summarize_leakage(leakage_report(table, progress=True)).to_string())
-    return 0
+        return _print_leakage(table)
+    return EXIT_OK
+
+
+def _print_leakage(table) -> int:
+    from medvision.data import leakage_report, summarize_leakage
+
+    print(summarize_leakage(leakage_report(table, progress=True)).to_string())
+    return EXIT_OK
+
+
+def _data_leakage(args: argparse.Namespace) -> int:
+    from medvision.data import leakage_report, summarize_leakage
+
+    table = _load_table(args)
+    report = leakage_report(table, progress=True)
+    print(summarize_leakage(report).to_string())
+    if args.out:
+        from medvision.atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            report.to_csv(tmp, index=False)
+        print(f"pairs written to {args.out}")
+    return EXIT_OK
+
+
+def _data_split(args: argparse.Namespace) -> int:
+    from medvision.data.splits import save_manifest
+
+    table = _load_table(args)
+    save_manifest(table, args.out)
+    print(table.counts().to_string())
+    print(f"split manifest ({len(table)} rows) written to {args.out}; reuse it with DataConfig(manifest=...)")
+    return EXIT_OK
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
@@ -36,41 +96,246 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
     try:
         target = fetch_system(load_system(args.name, data_root=args.data_root))
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+    except RuntimeError as exc:  # no handle, no kagglehub, offline: all user-fixable
         print(f"medvision data fetch: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER
     print(f"{args.name}: data ready at {target}")
-    return 0
+    return EXIT_OK
+
+
+# --- train / evaluate --------------------------------------------------------------------------------------
+def _train(args: argparse.Namespace) -> int:
+    from medvision.systems import load_system, train_system
+
+    system = load_system(args.config, data_root=args.data_root, overrides=args.set)
+    runs_dir = Path(args.runs_dir or Path("runs") / system.name)
+    summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
+                             progress=not args.quiet)
+    print(f"{'run':<24} {'best epoch':>10} {'val macro-F1':>13} {'test macro-F1':>14} {'test AUROC':>11}")
+    for s in summaries:
+        print(f"{s['run']:<24} {s['best_epoch']:>10} {s['val']['macro_f1']:>13.3f} {s['test']['macro_f1']:>14.3f} "
+              f"{s['test'].get('auroc', float('nan')):>11.3f}")
+    print(f"run directories under {runs_dir}; export one with `medvision export {runs_dir}/<run> BUNDLE`")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from medvision.evaluation import evaluate_run
+
+    ev = evaluate_run(args.run_dir, n_resamples=args.resamples, force=args.force)
+    if args.json:
+        print(json.dumps({"metrics": ev.metrics, "temperature": ev.temperature,
+                          "ci95": ev.ci.reset_index().to_dict(orient="records")}, indent=2, default=float))
+        return EXIT_OK
+    print(f"{args.run_dir}: test split, temperature {ev.temperature:.3f} (fitted on validation)")
+    print(ev.ci.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(ev.per_class.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(ev.calibration.to_string(float_format=lambda x: f"{x:.4f}"))
+    return EXIT_OK
+
+
+# --- export / predict / app --------------------------------------------------------------------------------
+def _resolve_run(path: str) -> Path:
+    """A run directory, or a folder of runs (the best on validation macro-F1 is taken and named)."""
+    from medvision.evaluation import best_run
+
+    p = Path(path)
+    if (p / "config.yaml").is_file():
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p} does not exist")
+    best = best_run(p)
+    print(f"{p} holds several runs: exporting {best.name} (best validation macro-F1)", file=sys.stderr)
+    return best
+
+
+def _export(args: argparse.Namespace) -> int:
+    from medvision.export import export_bundle
+
+    formats = [f for f, on in (("onnx", args.onnx), ("pt2", args.pt2)) if on]
+    out = export_bundle(_resolve_run(args.run_dir), args.out, descriptions=args.descriptions,
+                        target_accuracy=args.target_accuracy, formats=formats, overwrite=args.force)
+    meta = json.loads((out / "bundle.json").read_text())
+    print(f"bundle written to {out}: {', '.join(meta['files'])}, bundle.json, MODEL_CARD.md")
+    print(f"classes {meta['class_names']}; temperature {meta['temperature']:.3f}; abstention threshold "
+          f"{meta['abstention']['threshold']:.3f} (validation coverage {meta['abstention']['val_coverage']:.0%})")
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from medvision.data.errors import ImageLoadError
+    from medvision.inference import Predictor, image_files
+
+    abstain: bool | float = args.threshold if args.threshold is not None else args.abstain
+    predictor = Predictor.from_bundle(args.bundle, device=args.device, abstain=abstain, batch_size=args.batch_size)
+    files = image_files(args.inputs)
+    if not files:
+        raise FileNotFoundError(f"no image files in {' '.join(args.inputs)}")
+    rows, skipped = [], []
+    for start in tqdm(range(0, len(files), args.batch_size), desc="predict", unit="batch",
+                      disable=args.quiet or len(files) <= args.batch_size):
+        batch = files[start:start + args.batch_size]
+        try:
+            preds = predictor.predict(batch, top_k=args.top_k)
+        except ImageLoadError:  # find the bad files one by one, keep the rest
+            preds = []
+            for f in batch:
+                try:
+                    preds.append(predictor.predict(f, top_k=args.top_k))
+                except ImageLoadError as exc:
+                    skipped.append((str(f), str(exc)))
+        rows += [p.to_dict() for p in preds]
+    if not rows:
+        for f, why in skipped:
+            print(f"skipped {f}: {why}", file=sys.stderr)
+        raise ImageLoadError(f"none of the {len(files)} input files could be read")
+    _write_predictions(rows, args.out, predictor.class_names)
+    if args.out and not args.quiet:
+        print(f"{len(rows)} predictions written to {args.out}", file=sys.stderr)
+    for f, why in skipped:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    print(predictor.disclaimer, file=sys.stderr)
+    return EXIT_PARTIAL if skipped else EXIT_OK
+
+
+def _write_predictions(rows: list[dict], out: str, class_names: Sequence[str]) -> None:
+    import pandas as pd
+
+    from medvision.atomic import atomic_path, write_json_atomic
+
+    if out and out.endswith(".json"):
+        write_json_atomic(out, rows)
+        return
+    flat = pd.DataFrame([{"file": r["source"], "label": r["label"], "confidence": r["confidence"],
+                          "abstained": r["abstained"],
+                          "top_k": "; ".join(f"{c}={p:.4f}" for c, p in r["top_k"]),
+                          **{f"p[{c}]": r["probabilities"][c] for c in class_names},
+                          "description": r["description"]} for r in rows])
+    if out:
+        with atomic_path(out) as tmp:
+            flat.to_csv(tmp, index=False)
+    else:
+        flat.to_csv(sys.stdout, index=False)
+
+
+def _app(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    from medvision.bundle import read_meta
+
+    read_meta(args.bundle)  # fail here, not in the browser
+    if importlib.util.find_spec("streamlit") is None:
+        print("medvision app: the app needs the [app] extra: pip install 'medvision[app]'", file=sys.stderr)
+        return EXIT_USER
+    script = Path(__file__).with_name("app.py")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(args.port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--bundle", args.bundle]
+    if args.webhook:
+        cmd += ["--webhook", args.webhook]
+    if args.send_image:
+        cmd += ["--send-image"]
+    return subprocess.call(cmd)
+
+
+# --- parser ------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medvision", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("book", help="execute the notebooks of a profile and build the HTML book (see book --help)",
+                   add_help=False)
+
+    data = sub.add_parser("data", help="data sets: fetch, inspect, split, leakage")
+    dsub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inspect = dsub.add_parser("inspect", help="class counts per split (and a leakage summary)")
+    _add_data_args(inspect)
+    inspect.add_argument("--leakage", action="store_true", help="also hash images for duplicates")
+    inspect.set_defaults(func=_data_inspect)
+    split = dsub.add_parser("split", help="split a data set and save the manifest CSV")
+    _add_data_args(split)
+    split.add_argument("--out", required=True, help="manifest CSV to write")
+    split.set_defaults(func=_data_split)
+    leak = dsub.add_parser("leakage", help="exact and near-duplicate images across splits")
+    _add_data_args(leak)
+    leak.add_argument("--out", default="", help="also write every duplicate pair to this CSV")
+    leak.set_defaults(func=_data_leakage)
+    fetch = dsub.add_parser("fetch", help="download a seed system's data with kagglehub, or say where to put it")
+    fetch.add_argument("name", help="a configs/*.yaml system (chest_xray_pneumonia, ham10000, ...)")
+    fetch.add_argument("--data-root", default="")
+    fetch.set_defaults(func=_data_fetch)
+
+    train = sub.add_parser("train", help="train the strategies of a YAML configuration")
+    train.add_argument("config", help="a configs/*.yaml name (ham10000) or a YAML path")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                       help="override a field, e.g. --set train.epochs=3 --set experiment.image_size=64")
+    train.add_argument("--strategy", action="append", default=[],
+                       help="strategy to run (repeatable; default: the configuration's list)")
+    train.add_argument("--runs-dir", default="", help="where run directories go (default runs/<config name>)")
+    train.add_argument("--data-root", default="")
+    train.add_argument("--limit", type=int, default=0, help="train on at most N images (stratified) for a quick try")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="test metrics with CIs, per-class report and calibration of a run")
+    ev.add_argument("run_dir")
+    ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the CIs")
+    ev.add_argument("--force", action="store_true", help="recompute even if evaluation.json is fresh")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.set_defaults(func=_evaluate)
+
+    ex = sub.add_parser("export", help="export a run as a bundle (safetensors + bundle.json + MODEL_CARD.md)")
+    ex.add_argument("run_dir", help="a run directory, or a folder of runs (the best on validation is taken)")
+    ex.add_argument("out", help="bundle folder to create")
+    ex.add_argument("--descriptions", default=None, help="YAML/JSON file {class name: description}")
+    ex.add_argument("--target-accuracy", type=float, default=0.95,
+                    help="validation accuracy the abstention threshold aims at")
+    ex.add_argument("--onnx", action="store_true", help="also write model.onnx (the [onnx] extra), checked")
+    ex.add_argument("--pt2", action="store_true", help="also write model.pt2 (torch.export), checked")
+    ex.add_argument("--force", action="store_true", help="replace an existing bundle")
+    ex.set_defaults(func=_export)
+
+    pr = sub.add_parser("predict", help="predict image files or folders with a bundle (CSV or JSON)")
+    pr.add_argument("bundle")
+    pr.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    pr.add_argument("--out", default="", help="write .csv or .json (default: CSV on stdout)")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pr.add_argument("--abstain", action="store_true", help="flag cases below the bundle's abstention threshold")
+    pr.add_argument("--threshold", type=float, default=None, help="abstain below this confidence instead")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=_predict)
+
+    app = sub.add_parser("app", help="the Streamlit upload app for a bundle (the [app] extra)")
+    app.add_argument("bundle")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--webhook", default="", help="POST each prediction as JSON to this URL")
+    app.add_argument("--send-image", action="store_true", help="include the image (base64 PNG) in the webhook")
+    app.set_defaults(func=_app)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="medvision", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("book", help="execute the notebooks of a profile and build the HTML book",
-                   add_help=False)
-    data = sub.add_parser("data", help="data sets").add_subparsers(dest="action", required=True)
-    inspect = data.add_parser("inspect", help="class counts per split (and a leakage summary)")
-    inspect.add_argument("name", help="MedMNIST flag, or folder / CSV path under the data root")
-    inspect.add_argument("--source", choices=["medmnist", "folder", "csv"], default="medmnist")
-    inspect.add_argument("--size", type=int, default=28)
-    inspect.add_argument("--data-root", default="")
-    inspect.add_argument("--path-col", default="path")
-    inspect.add_argument("--label-col", default="label")
-    inspect.add_argument("--group-col", default="")
-    inspect.add_argument("--leakage", action="store_true", help="also hash images for duplicates")
-    fetch = data.add_parser("fetch", help="download a seed system's data with kagglehub, or say where to put it")
-    fetch.add_argument("name", help="a configs/*.yaml system (chest_xray_pneumonia, ham10000, ...)")
-    fetch.add_argument("--data-root", default="")
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "book":
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "book":
         from medvision.book import main as book_main
 
-        return book_main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.action == "fetch":
-        return _data_fetch(args)
-    return _data_inspect(args)
+        return book_main(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"medvision {args.command}: interrupted; finished work is kept (training resumes from last.pt)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _user_errors() as exc:
+        print(f"medvision {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USER
 
 
 if __name__ == "__main__":

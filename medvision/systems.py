@@ -7,7 +7,9 @@ where to put the files.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -16,8 +18,10 @@ import yaml
 from medvision.data.config import DataConfig
 from medvision.data.paths import resolve_data_root
 from medvision.experiment import ExperimentConfig
+from medvision.strategies import StrategyConfig
 from medvision.training import TrainConfig
 
+_log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -33,6 +37,7 @@ class SystemConfig:
     strategies: tuple[str, ...]
     kaggle: str | None = None
     layout: str = ""
+    strategy_defaults: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -52,22 +57,64 @@ def available_systems() -> list[str]:
     return sorted(p.stem for p in CONFIGS.glob("*.yaml"))
 
 
-def load_system(name_or_path: str | os.PathLike[str], data_root: str = "") -> SystemConfig:
-    """Read ``configs/<name>.yaml`` (or a YAML path) into a :class:`SystemConfig`."""
+SECTIONS = ("description", "kaggle", "layout", "data", "experiment", "train", "strategy", "strategies")
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "config") -> dict:
+    """Apply dotted ``section.field=value`` overrides (values parsed as YAML: ``2``, ``true``, ``[a, b]``)."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.field=value (e.g. train.epochs=3)")
+        value = yaml.safe_load(text) if text else ""
+        section, _, name = key.partition(".")
+        if section not in SECTIONS:
+            raise ValueError(f"override {item!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
+        if name:
+            raw.setdefault(section, {})
+            if not isinstance(raw[section], dict):
+                raise ValueError(f"override {item!r}: {where} section {section!r} is not a mapping")
+            raw[section][name] = value
+        else:
+            raw[section] = value
+    return raw
+
+
+def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overrides: Sequence[str] = ()
+                ) -> SystemConfig:
+    """Read ``configs/<name>.yaml`` (or a YAML path) into a :class:`SystemConfig`.
+
+    ``overrides`` are dotted ``section.field=value`` strings applied before validation.
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIGS / f"{name_or_path}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no system configuration {path}; available: {', '.join(available_systems())}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must be a YAML mapping with sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+    raw = apply_overrides(raw, overrides, str(path))
+    strategy = dict(raw.get("strategy") or {})
+    known = {f.name for f in fields(StrategyConfig)} - {"name"}
+    if set(strategy) - known:
+        raise ValueError(f"{path}: unknown strategy field(s) {sorted(set(strategy) - known)}; known: {sorted(known)}")
+    strategies = raw.get("strategies", ("head_only",))
     data = _fill(DataConfig, raw.get("data"), path)
     if data_root:
         data = replace(data, data_root=data_root)
     return SystemConfig(name=path.stem, description=raw.get("description", ""), data=data,
                         experiment=_fill(ExperimentConfig, raw.get("experiment"), path),
                         train=_fill(TrainConfig, raw.get("train"), path),
-                        strategies=tuple(raw.get("strategies", ("head_only",))), kaggle=raw.get("kaggle"),
-                        layout=raw.get("layout", ""))
+                        strategies=(strategies,) if isinstance(strategies, str) else tuple(strategies),
+                        kaggle=raw.get("kaggle"), layout=raw.get("layout", ""), strategy_defaults=strategy)
 
 
 def fetch_system(system: SystemConfig) -> Path:
@@ -129,3 +176,35 @@ def arrange_download(system: SystemConfig, downloaded: Path, root: Path) -> Path
     out = folder / "manifest.csv"
     frame.to_csv(out, index=False)
     return out
+
+
+def train_system(system: SystemConfig, runs_dir: str | os.PathLike[str], strategies: Sequence[str] = (),
+                 limit: int = 0, progress: bool = True) -> list[dict]:
+    """Load a system's data, cache it and train each strategy (default: the configuration's list).
+
+    Args:
+        system: The configuration (overrides already applied).
+        runs_dir: Run directories go to ``<runs_dir>/<strategy>``; finished or interrupted runs resume.
+        strategies: Strategy specs (``head_only``, ``last_k:2``, ``full``, ``two_phase``, ``discriminative``).
+        limit: Keep at most this many training images (stratified; 0 keeps all) for a quick try.
+        progress: Progress bars for caching and training.
+
+    Returns:
+        The ``summary.json`` of every run.
+    """
+    from medvision.data import build_tensor_cache, load_data
+    from medvision.data.splits import stratified_subsample
+    from medvision.experiment import run_strategy
+
+    table = load_data(system.data)
+    if limit:
+        table = stratified_subsample(table, limit, seed=system.data.seed)
+    cache = build_tensor_cache(table, system.data.size, resize=system.data.resize, on_error=system.data.on_error,
+                               progress=progress)
+    for sample_id, reason in cache.skipped:
+        _log.warning("skipped %s: %s", sample_id, reason)
+    train = replace(system.train, progress=progress)
+    extra = {"system": system.name}
+    return [run_strategy(cache, spec, system.experiment, train, runs_dir, system.data, system.strategy_defaults,
+                         extra_config=extra)
+            for spec in (strategies or system.strategies)]

@@ -39,3 +39,33 @@ def write_image(path: Path, size: tuple[int, int] = (32, 24), seed: int = 0, mod
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format=fmt)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(shared_data, tmp_path_factory) -> Path:
+    """One finished run (random-init test model, BreastMNIST subset, 2 epochs): for export and inference."""
+    from medvision.data import DataConfig, build_tensor_cache, load_data
+    from medvision.data.splits import stratified_subsample
+    from medvision.experiment import ExperimentConfig, run_strategy
+    from medvision.training import TrainConfig
+
+    base = tmp_path_factory.mktemp("tiny-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDVISION_CACHE", str(tmp_path_factory.getbasetemp() / "tensor-cache"))
+        data_cfg = DataConfig(source="medmnist", name="breastmnist", data_root=str(shared_data))
+        cache = build_tensor_cache(stratified_subsample(load_data(data_cfg), 120), 28, progress=False)
+        exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
+        run_strategy(cache, "full", exp, TrainConfig(epochs=2, progress=False), base, data_cfg, {"lr": 1e-2})
+    return base / "full-scratch"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    """``tiny_run`` exported with descriptions and a checked ``torch.export`` file."""
+    from medvision.export import export_bundle
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDVISION_CACHE", str(tmp_path_factory.getbasetemp() / "tensor-cache"))
+        return export_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "breast",
+                             descriptions={"malignant": "Suspicious for malignancy: biopsy decides."},
+                             formats=("pt2",))

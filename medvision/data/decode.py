@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,7 +26,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 
-def _to_uint8_rgb(img: Image.Image) -> np.ndarray:
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
     """Convert a decoded Pillow image of any mode to an (H, W, 3) uint8 array."""
     if img.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
         # High bit-depth medical images rarely use their full range (12-bit CR in 16-bit containers),
@@ -56,23 +56,32 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         size = path.stat().st_size
     except OSError as exc:
         raise ImageLoadError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    return decode_image(path, str(path), size)
+
+
+def decode_image(source: str | os.PathLike[str] | BinaryIO, name: str, size: int | None = None) -> np.ndarray:
+    """Decode a file or a binary file object (an upload) as an (H, W, 3) uint8 RGB array.
+
+    ``name`` is used in error messages; ``size`` (bytes) too when known.
+    """
+    shown = f"{size:,} bytes" if size is not None else "uploaded data"
     if size == 0:
-        raise ImageLoadError(f"{path} is empty (0 bytes)")
+        raise ImageLoadError(f"{name} is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
-                return _to_uint8_rgb(img)
+                return pil_to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{path} is too large to decode safely ({exc})") from exc
+        raise ImageLoadError(f"{name} is too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(f"{path} is not an image Pillow can read ({size:,} bytes)") from exc
+        raise ImageLoadError(f"{name} is not an image Pillow can read ({shown})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc)
         kind = "truncated" if "truncat" in msg.lower() else "corrupt"
-        raise ImageLoadError(f"{path} is {kind} ({size:,} bytes on disk): {msg}") from exc
+        raise ImageLoadError(f"{name} is {kind} ({shown}): {msg}") from exc
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int, str]:

@@ -1,0 +1,216 @@
+"""Predict with an exported bundle: class, calibrated confidence, top-k, description and the disclaimer.
+
+>>> predictor = Predictor.from_bundle("bundles/pneumonia")          # doctest: +SKIP
+>>> predictor.predict("chest.png").label                            # doctest: +SKIP
+'pneumonia'
+
+Images go through exactly the preprocessing of training and evaluation (recorded in the bundle), so the
+probabilities equal those of the run's own evaluation. Inputs may be paths, Pillow images, uint8 arrays
+(grayscale, RGB or RGBA) or binary file objects (uploads); bad files raise
+:class:`~medvision.data.errors.ImageLoadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from medvision.bundle import Bundle, Preprocessing, load_bundle
+from medvision.data.augment import normalize, resize_batch
+from medvision.data.cache import resize_image, to_rgb
+from medvision.data.decode import decode_image, pil_to_rgb, read_image
+from medvision.data.errors import ImageLoadError
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | BinaryIO
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction.
+
+    Attributes:
+        source: The file name (or ``<array>`` / ``<image>``).
+        label: The most probable class (also when ``abstained``).
+        index: Its class index.
+        confidence: Its temperature-calibrated probability.
+        top_k: ``(class, probability)`` pairs, most probable first.
+        probabilities: Calibrated probability of every class.
+        description: The class description from the bundle ('' if none).
+        abstained: Confidence is below the abstention threshold: refer the case to a person.
+        threshold: The abstention threshold used (``None``: abstention off).
+        disclaimer: Education and research only, not diagnosis.
+    """
+
+    source: str
+    label: str
+    index: int
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    probabilities: dict[str, float]
+    description: str
+    abstained: bool
+    threshold: float | None
+    disclaimer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["top_k"] = [list(pair) for pair in self.top_k]
+        return d
+
+
+def load_input(item: ImageInput) -> tuple[np.ndarray, str]:
+    """Any supported input → ``(H, W, 3)`` uint8 RGB and a name for messages and results."""
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item), str(item)
+    if isinstance(item, Image.Image):
+        return pil_to_rgb(item), "<image>"
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8:
+            raise ImageLoadError(f"array input must be uint8 (0-255), not {item.dtype}")
+        if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
+            raise ImageLoadError(f"array input must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), not {item.shape}")
+        return to_rgb(item), "<array>"
+    if hasattr(item, "read"):
+        name = str(getattr(item, "name", "<upload>"))
+        return decode_image(item, name, getattr(item, "size", None)), name
+    raise TypeError(f"cannot predict on {type(item).__name__}: pass a path, PIL image, uint8 array or file object")
+
+
+def to_cache_resolution(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """Resize as the training cache did: ``(cache_size, cache_size, 3)`` uint8."""
+    return resize_image(image, pre.cache_size, pre.resize)  # type: ignore[arg-type]
+
+
+def to_model_input(images: Sequence[np.ndarray], pre: Preprocessing, device: torch.device | str = "cpu"
+                   ) -> torch.Tensor:
+    """Cache-resolution uint8 images → the normalised float batch the model saw in evaluation."""
+    x = torch.from_numpy(np.stack([im.transpose(2, 0, 1) for im in images])).to(device).float().div_(255)
+    return normalize(resize_batch(x, pre.input_size), pre.mean, pre.std)
+
+
+class Predictor:
+    """Batched, calibrated prediction with an exported bundle.
+
+    Args:
+        bundle: A loaded :class:`~medvision.bundle.Bundle`.
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``...
+        abstain: ``False`` (off), ``True`` (the bundle's validation-chosen threshold) or a threshold in (0, 1].
+        batch_size: Images per forward pass.
+    """
+
+    def __init__(self, bundle: Bundle, device: str = "auto", abstain: bool | float = False, batch_size: int = 32):
+        from medvision.training import resolve_device
+
+        self.bundle = bundle
+        self.device = resolve_device(device)
+        self.model = bundle.model.to(self.device).eval()
+        self.pre = bundle.preprocessing
+        self.temperature = bundle.temperature
+        self.class_names = bundle.class_names
+        self.descriptions: dict[str, str] = dict(bundle.meta.get("descriptions", {}))
+        self.disclaimer: str = bundle.meta["disclaimer"]
+        self.batch_size = batch_size
+        if abstain is True:
+            self.threshold: float | None = float(bundle.meta["abstention"]["threshold"])
+        elif abstain is False or abstain is None:
+            self.threshold = None
+        elif 0 < float(abstain) <= 1:
+            self.threshold = float(abstain)
+        else:
+            raise ValueError(f"abstain must be True, False or a confidence threshold in (0, 1], not {abstain!r}")
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike[str], device: str = "auto", abstain: bool | float = False,
+                    batch_size: int = 32) -> Predictor:
+        """Load and verify a bundle folder written by :func:`medvision.export.export_bundle`."""
+        return cls(load_bundle(path), device=device, abstain=abstain, batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.bundle.meta['architecture']}, classes={list(self.class_names)}, "
+                f"device={self.device}, threshold={self.threshold})")
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Calibrated class probabilities, ``(N, C)`` on the CPU."""
+        items = _as_list(inputs)[0]
+        out = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = [to_cache_resolution(load_input(it)[0], self.pre) for it in items[start:start + self.batch_size]]
+            logits = self.model(to_model_input(chunk, self.pre, self.device)).float()
+            out.append((logits / self.temperature).softmax(1).cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.class_names))
+
+    def predict(self, inputs: ImageInput | Sequence[ImageInput], top_k: int = 3
+                ) -> Prediction | list[Prediction]:
+        """Predict one input (returns a :class:`Prediction`) or a list (returns a list)."""
+        items, single = _as_list(inputs)
+        probs = self.predict_proba(items)
+        names = [_name(it) for it in items]
+        k = max(1, min(top_k, len(self.class_names)))
+        results = []
+        for name, p in zip(names, probs, strict=True):
+            idx = int(p.argmax())
+            conf = float(p[idx])
+            order = p.argsort(descending=True)[:k].tolist()
+            label = self.class_names[idx]
+            results.append(Prediction(
+                source=name, label=label, index=idx, confidence=conf,
+                top_k=tuple((self.class_names[j], float(p[j])) for j in order),
+                probabilities={c: float(p[j]) for j, c in enumerate(self.class_names)},
+                description=self.descriptions.get(label, ""),
+                abstained=self.threshold is not None and conf < self.threshold,
+                threshold=self.threshold, disclaimer=self.disclaimer))
+        return results[0] if single else results
+
+    def explain(self, item: ImageInput, class_index: int | None = None) -> tuple[np.ndarray, int]:
+        """A Grad-CAM overlay (RGB uint8 at the model's input size) for ``class_index`` (default: predicted)."""
+        from medvision.saliency import gradcam, overlay
+
+        image = to_cache_resolution(load_input(item)[0], self.pre)
+        x = to_model_input([image], self.pre, self.device)
+        if class_index is None:
+            with torch.no_grad():
+                class_index = int(self.model(x).argmax(1))
+        cam = gradcam(self.model, x, [class_index])[0]
+        raw = resize_batch(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None])).float(),
+                           self.pre.input_size)
+        raw = raw[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        return overlay(raw, cam), class_index
+
+
+def _as_list(inputs) -> tuple[list, bool]:
+    if isinstance(inputs, (list, tuple)):
+        return list(inputs), False
+    return [inputs], True
+
+
+def _name(item) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    if isinstance(item, Image.Image):
+        return "<image>"
+    if isinstance(item, np.ndarray):
+        return "<array>"
+    return str(getattr(item, "name", "<upload>"))
+
+
+def image_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files and the image files inside folders (recursively, sorted); a missing path is an error."""
+    from medvision.data.decode import IMAGE_EXTENSIONS
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p} does not exist")
+    return files
