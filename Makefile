@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.medvision-installed
 export MPLBACKEND ?= Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test unit notebooks book-smoke lint bench sync clean venv
+.PHONY: book test unit notebooks book-smoke browser lint bench sync clean venv
 
 venv: $(STAMP)
 
@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(BIN)/python -m medvision.book --profile $(PROFILE)
 
-## make test: unit tests + nbval on the notebooks (smoke parameters) + a `jb build -W` of the smoke book
-test: unit notebooks book-smoke
+## make test: unit tests + nbval on the notebooks (smoke parameters) + a `jb build -W` of the smoke book,
+## then that book in headless Chromium (skipped, with the reason, where no Chromium is installed)
+test: unit notebooks book-smoke browser
 
 # Test runs train into a fresh folder, so leftovers of older runs (or of `make book`) never matter.
 TEST_RUNS := $(CURDIR)/_build/test-runs
@@ -41,8 +42,12 @@ notebooks: $(STAMP)
 book-smoke: $(STAMP)
 	$(BIN)/python -m medvision.book --profile smoke --stage _build/smoke
 
+browser: $(STAMP) book-smoke
+	MEDVISION_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q -rs tests/test_browser.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check medvision tests bench notebooks
+	$(BIN)/python -m medvision.book --check
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py

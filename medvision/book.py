@@ -72,14 +72,56 @@ def ensure_kernel() -> None:
     install(kernel_name=KERNEL_NAME, display_name="Python (medvision)", prefix=sys.prefix)
 
 
+#: Tag of the one-line install cell each notebook opens with (for Colab); the book runner never executes it.
+INSTALL_TAG = "install"
+
+
+def without_install_cells(path: Path):
+    """The notebook at ``path`` without its ``install``-tagged cells (an ``nbformat`` node)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if INSTALL_TAG not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def check_notebooks(folder: Path) -> list[str]:
+    """Problems with the notebook sources: outputs left in, a ``.py`` twin that drifted, a missing install or
+    parameters cell, another kernel. An empty list means all is well (``make lint`` runs this)."""
+    import jupytext
+    import nbformat
+
+    problems = []
+    for ipynb in sorted(folder.glob("*.ipynb")):
+        nb = nbformat.read(ipynb, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if any(c.outputs or c.execution_count is not None for c in code):
+            problems.append(f"{ipynb}: outputs are not stripped (clear them, or run `make sync`)")
+        if nb.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
+            problems.append(f"{ipynb}: kernel is not {KERNEL_NAME!r}")
+        tags = [c.metadata.get("tags", []) for c in code]
+        if not tags or INSTALL_TAG not in tags[0] or "nbval-skip" not in tags[0]:
+            problems.append(f"{ipynb}: the first code cell must be the install cell tagged "
+                            f"{INSTALL_TAG!r} and 'nbval-skip'")
+        if sum("parameters" in t for t in tags) != 1:
+            problems.append(f"{ipynb}: needs exactly one cell tagged 'parameters'")
+        twin = ipynb.with_suffix(".py")
+        if not twin.is_file():
+            problems.append(f"{ipynb}: no paired {twin.name}")
+        elif [c.source for c in jupytext.read(twin).cells] != [c.source for c in nb.cells]:
+            problems.append(f"{ipynb} and {twin.name} drifted apart: run `make sync`")
+    return problems
+
+
 def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
-    """Execute ``source`` with papermill into ``target`` (atomically: a failed run leaves no page)."""
+    """Execute ``source`` (minus its install cell) with papermill into ``target``, atomically: a failed run
+    leaves no page."""
     import papermill as pm
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.running.ipynb")
     try:
-        pm.execute_notebook(str(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
+        pm.execute_notebook(without_install_cells(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
                             cwd=str(cwd), progress_bar=False, log_output=False)
     except BaseException:
         failed = target.with_name(f"{target.stem}.failed.ipynb")
@@ -222,7 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="book folder (default: found from cwd)")
     parser.add_argument("--stage", type=Path, default=None,
                         help="build in a copy of the book at this folder instead of in place")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that notebooks/ are stripped, paired and tagged (make lint)")
     args = parser.parse_args(argv)
+    if args.check:
+        problems = check_notebooks(find_repo_root(args.root) / "notebooks")
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
     from papermill.exceptions import PapermillExecutionError
 
     try:

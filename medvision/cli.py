@@ -26,7 +26,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from medvision.models import WeightsError
     from medvision.training import RunConfigMismatchError
 
-    return (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, ValueError, DataError,
+    return (OSError, ValueError, DataError,
             DataNotFoundError, ImageLoadError, BundleError, CheckpointError, WeightsError, RunConfigMismatchError)
 
 

@@ -28,6 +28,10 @@
 # best-on-validation checkpoint. Every run writes a run directory that the per-class and calibration
 # chapters read.
 
+# %% tags=["install", "nbval-skip", "remove-cell"]
+# Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
+import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
 dataset: str = "pneumoniamnist"  # MedMNIST flag (official splits)

@@ -20,6 +20,10 @@
 # them wide), confusion matrices, ROC and precision-recall curves, the most confused pairs, and the
 # most confident mistakes of the weakest class with Grad-CAM showing where the network looked.
 
+# %% tags=["install", "nbval-skip", "remove-cell"]
+# Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
+import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
 dataset: str = "pneumoniamnist"  # data set whose runs to read

@@ -19,6 +19,10 @@
 # process run**, so the ratios hold even on a noisy machine. Then: training time per epoch of each strategy
 # (from the training chapter's run directories) and how long each chapter of this build took.
 
+# %% tags=["install", "nbval-skip", "remove-cell"]
+# Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
+import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
 dataset: str = "pneumoniamnist"  # data set of the training chapter's runs

@@ -6,7 +6,15 @@ import pytest
 import yaml
 
 from medvision import DISCLAIMER
-from medvision.book import PROFILES, find_repo_root, load_profile, run_banner, stage_book
+from medvision.book import (
+    PROFILES,
+    check_notebooks,
+    find_repo_root,
+    load_profile,
+    run_banner,
+    stage_book,
+    without_install_cells,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,17 +79,49 @@ def test_a_profile_missing_a_toc_chapter_is_refused(tmp_path):
         load_profile("x", tmp_path)
 
 
-@pytest.mark.parametrize("ipynb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
-def test_notebooks_are_paired_stripped_and_use_the_medvision_kernel(ipynb):
-    nb = json.loads(ipynb.read_text())
-    assert nb["metadata"]["kernelspec"]["name"] == "medvision"
-    assert nb["metadata"]["jupytext"]["formats"] == "ipynb,py:percent"
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "outputs not stripped"
-    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
-    paired = jupytext.read(ipynb.with_suffix(".py"))
-    assert [c.source for c in paired.cells] == ["".join(c["source"]) for c in nb["cells"]], \
-        f"{ipynb.name} and its .py twin drifted apart: run `make sync`"
+def test_notebooks_are_paired_stripped_tagged_and_use_the_medvision_kernel():
+    assert check_notebooks(REPO / "notebooks") == []
+    assert len(list((REPO / "notebooks").glob("*.ipynb"))) == 7
+
+
+def test_check_notebooks_finds_drift_outputs_and_missing_install_cell(tmp_path):
+    import shutil
+
+    import nbformat
+
+    for ext in ("ipynb", "py"):
+        shutil.copy(REPO / "notebooks" / f"01_eda.{ext}", tmp_path / f"01_eda.{ext}")
+    nb = nbformat.read(tmp_path / "01_eda.ipynb", as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nb.cells[1].metadata["tags"] = []
+    nbformat.write(nb, tmp_path / "01_eda.ipynb")
+    with open(tmp_path / "01_eda.py", "a") as fh:
+        fh.write("\n# %%\nprint('only in the .py')\n")
+    problems = "\n".join(check_notebooks(tmp_path))
+    assert "outputs are not stripped" in problems and "drifted apart" in problems
+    assert "install cell" in problems
+
+
+def test_install_cell_is_a_no_op_here_and_never_run_by_the_book(tmp_path):
+    import subprocess
+    import sys
+
+    nb = without_install_cells(REPO / "notebooks" / "01_eda.ipynb")
+    assert not any("install" in c.metadata.get("tags", []) for c in nb.cells)
+    full = json.loads((REPO / "notebooks" / "01_eda.ipynb").read_text())
+    install = next(c for c in full["cells"] if "install" in c["metadata"].get("tags", []))
+    source = "".join(install["source"])
+    assert len([line for line in source.splitlines() if not line.startswith("#")]) == 1  # one line
+    # medvision is importable here, so the cell must not call pip.
+    proc = subprocess.run([sys.executable, "-c", source.replace("subprocess.check_call", "exit")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_book_check_flag(capsys):
+    from medvision.book import main
+
+    assert main(["--check", "--root", str(REPO)]) == 0
 
 
 def test_executed_eda_page_has_figures(tmp_path, monkeypatch):
