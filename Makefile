@@ -52,6 +52,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/head_only.py
+	$(BIN)/python bench/book_jobs.py
 
 ## make sync: re-pair notebooks/*.ipynb with their py:percent twins
 sync: $(STAMP)

@@ -146,11 +146,72 @@ def stage_book(root: Path, dest: Path) -> Path:
     return dest
 
 
-def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
-                  out_root: Path | None = None) -> dict:
-    """Execute the profile's notebooks in order into ``<out_root>/book/generated``.
+#: Chapters that read what other chapters wrote (run directories, timings); "*" means every other chapter.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "03_per_class_analysis": ("02_training_strategies",),
+    "04_calibration": ("02_training_strategies",),
+    "05_feature_baselines": ("02_training_strategies",),
+    "07_performance": ("*",),
+}
 
-    Returns the timings and facts that are also written to ``_run.json`` there.
+
+def dependencies(notebooks: Sequence[str]) -> dict[str, set[str]]:
+    """Which of ``notebooks`` each one must wait for (only dependencies that are part of this run)."""
+    present = set(notebooks)
+    deps = {}
+    for nb in notebooks:
+        wanted = DEPENDS_ON.get(nb, ())
+        deps[nb] = (present - {nb}) if "*" in wanted else (set(wanted) & present)
+    return deps
+
+
+def _thread_env(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _execute_job(source: Path, target: Path, params: dict, cwd: Path, threads: int) -> float:
+    """One notebook in a worker process whose kernel may use ``threads`` CPU threads."""
+    _thread_env(threads)
+    start = time.perf_counter()
+    execute_notebook(source, target, params, cwd)
+    return time.perf_counter() - start
+
+
+def schedule(notebooks: Sequence[str], jobs: int, submit, on_done) -> None:
+    """Run ``notebooks`` respecting :func:`dependencies`, at most ``jobs`` at a time.
+
+    ``submit(nb)`` returns a ``concurrent.futures.Future``; ``on_done(nb, seconds)`` is called as each
+    finishes. The first failure cancels what has not started and is re-raised.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    deps = dependencies(notebooks)
+    waiting, running, done = list(notebooks), {}, set()
+    while waiting or running:
+        for nb in [n for n in waiting if deps[n] <= done][: max(0, jobs - len(running))]:
+            waiting.remove(nb)
+            running[submit(nb)] = nb
+        if not running:
+            raise ValueError(f"circular chapter dependencies among {waiting}")
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            nb = running.pop(future)
+            if future.exception() is not None:
+                for other in running:
+                    other.cancel()
+                raise future.exception()
+            done.add(nb)
+            on_done(nb, future.result())
+
+
+def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
+                  out_root: Path | None = None, jobs: int = 1) -> dict:
+    """Execute the profile's notebooks into ``<out_root>/book/generated``.
+
+    With ``jobs`` > 1, chapters that do not depend on each other (:data:`DEPENDS_ON`) run in parallel
+    processes, each kernel limited to its share of the CPU threads. Returns the timings and facts that are
+    also written to ``_run.json`` there.
     """
     profile = load_profile(profile_name, root)
     ensure_kernel()
@@ -159,19 +220,34 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     out_dir = (out_root or root) / GENERATED
     os.environ["MEDVISION_RUN_RECORD"] = str(out_dir / "_run.json")
     record = {"profile": profile_name, "medvision": medvision.__version__,
-              "python": platform.python_version(), "git_commit": _git_commit(root), "notebooks": {}}
-    for nb, params in profile["notebooks"].items():
-        if only and nb not in only:
-            continue
-        params = {**(params or {}), "profile": profile_name}
-        print(f"[{profile_name}] executing notebooks/{nb}.ipynb", flush=True)
-        start = time.perf_counter()
-        execute_notebook(root / "notebooks" / f"{nb}.ipynb", out_dir / f"{nb}.ipynb", params,
-                         cwd=root / "notebooks")
-        seconds = round(time.perf_counter() - start, 1)
-        record["notebooks"][nb] = {"seconds": seconds, "parameters": params}
+              "python": platform.python_version(), "git_commit": _git_commit(root), "jobs": jobs,
+              "notebooks": {}}
+    selected = {nb: {**(params or {}), "profile": profile_name}
+                for nb, params in profile["notebooks"].items() if not only or nb in only}
+
+    def finished(nb: str, seconds: float) -> None:
+        record["notebooks"][nb] = {"seconds": round(seconds, 1), "parameters": selected[nb]}
         print(f"[{profile_name}] {nb} done in {seconds:.1f} s", flush=True)
         _write_record(out_dir, record)  # after each chapter, so later chapters can report earlier timings
+
+    def job(nb: str) -> tuple[Path, Path, dict, Path]:
+        print(f"[{profile_name}] executing notebooks/{nb}.ipynb", flush=True)
+        return root / "notebooks" / f"{nb}.ipynb", out_dir / f"{nb}.ipynb", selected[nb], root / "notebooks"
+
+    start = time.perf_counter()
+    if jobs <= 1:
+        for nb in selected:
+            t0 = time.perf_counter()
+            execute_notebook(*job(nb))
+            finished(nb, time.perf_counter() - t0)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            schedule(list(selected), jobs, lambda nb: pool.submit(_execute_job, *job(nb), threads), finished)
+    record["wall_seconds"] = round(time.perf_counter() - start, 1)
     _write_record(out_dir, record)
     return record
 
@@ -264,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="book folder (default: found from cwd)")
     parser.add_argument("--stage", type=Path, default=None,
                         help="build in a copy of the book at this folder instead of in place")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="run independent chapters in this many parallel processes (threads split among them)")
     parser.add_argument("--check", action="store_true",
                         help="only check that notebooks/ are stripped, paired and tagged (make lint)")
     args = parser.parse_args(argv)
@@ -278,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = find_repo_root(args.root)
         target = stage_book(root, args.stage) if args.stage else root
         if not args.no_execute:
-            run_notebooks(args.profile, root, args.only, out_root=target)
+            run_notebooks(args.profile, root, args.only, out_root=target, jobs=args.jobs)
         if not args.no_build:
             index = build_html(target)
             print(f"book built: {index}")

@@ -105,12 +105,21 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 # --- train / evaluate --------------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
+    from medvision import distributed
     from medvision.systems import load_system, train_system
 
     system = load_system(args.config, data_root=args.data_root, overrides=args.set)
     runs_dir = Path(args.runs_dir or Path("runs") / system.name)
-    summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
-                             progress=not args.quiet)
+    dist = distributed.setup()  # a no-op unless started by torchrun
+    try:
+        summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
+                                 progress=not args.quiet)
+    finally:
+        distributed.cleanup()
+    if not dist.is_main:
+        return EXIT_OK
+    if dist.enabled:
+        print(f"trained with DistributedDataParallel on {dist.world_size} processes")
     print(f"{'run':<24} {'best epoch':>10} {'val macro-F1':>13} {'test macro-F1':>14} {'test AUROC':>11}")
     for s in summaries:
         print(f"{s['run']:<24} {s['best_epoch']:>10} {s['val']['macro_f1']:>13.3f} {s['test']['macro_f1']:>14.3f} "

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medvision import distributed
 from medvision.atomic import write_json_atomic
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
@@ -117,14 +118,17 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     model = create_model(exp.backbone, table.num_classes, exp.pretrained, drop_rate=exp.drop_rate,
                          head_hidden=exp.head_hidden)
     loaders = make_loaders(cache, model, exp, train.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_manifest(table, run_dir / "split.csv")
+    main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_manifest(table, run_dir / "split.csv")
     weights = model.weights_source
     config = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
               "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
                  resume=resume, extra_config=config)
-    _write_environment(run_dir, table, train.seed)
+    if main:
+        _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
     test = evaluate(model.to(device), loaders["test"], device, autocast_dtype(train.amp, device))
     hist = result.history
@@ -134,10 +138,11 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
         "epochs_run": int(len(hist)), "trainable_params": result.trainable_params,
         "seconds_per_epoch": float(hist["seconds"].mean()),
         "feature_extraction_seconds": result.extra["feature_extraction_seconds"],
-        "cached_features": result.cached_features,
+        "cached_features": result.cached_features, "world_size": result.extra["world_size"],
         "val": result.best_metrics, "test": test,
     }
-    write_json_atomic(run_dir / "summary.json", summary)
+    if main:
+        write_json_atomic(run_dir / "summary.json", summary)
     return summary
 
 

@@ -33,6 +33,11 @@ def lr_find(model: nn.Module, loader: Iterable, strategy: StrategyConfig, criter
     loss exceeds ``diverge`` times its minimum. ``model`` itself is not changed. Single-process only
     (it does not support DistributedDataParallel).
     """
+    from medvision import distributed
+
+    if distributed.info().enabled:
+        raise RuntimeError("lr_find does not support DistributedDataParallel: run it in a single process "
+                           "(python, not torchrun) and pass the chosen LR to the distributed run")
     device = torch.device(device)
     work = copy.deepcopy(model).to(device)
     groups = param_groups(work, strategy)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from medvision import distributed
 from medvision.data.config import DataConfig
 from medvision.data.paths import resolve_data_root
 from medvision.experiment import ExperimentConfig
@@ -187,7 +188,7 @@ def train_system(system: SystemConfig, runs_dir: str | os.PathLike[str], strateg
         runs_dir: Run directories go to ``<runs_dir>/<strategy>``; finished or interrupted runs resume.
         strategies: Strategy specs (``head_only``, ``last_k:2``, ``full``, ``two_phase``, ``discriminative``).
         limit: Keep at most this many training images (stratified; 0 keeps all) for a quick try.
-        progress: Progress bars for caching and training.
+        progress: Progress bars for caching and training (rank 0 only under torchrun).
 
     Returns:
         The ``summary.json`` of every run.
@@ -199,8 +200,9 @@ def train_system(system: SystemConfig, runs_dir: str | os.PathLike[str], strateg
     table = load_data(system.data)
     if limit:
         table = stratified_subsample(table, limit, seed=system.data.seed)
-    cache = build_tensor_cache(table, system.data.size, resize=system.data.resize, on_error=system.data.on_error,
-                               progress=progress)
+    with distributed.main_first():  # under torchrun rank 0 builds the cache, the others then reuse it
+        cache = build_tensor_cache(table, system.data.size, resize=system.data.resize,
+                                   on_error=system.data.on_error, progress=progress and distributed.info().is_main)
     for sample_id, reason in cache.skipped:
         _log.warning("skipped %s: %s", sample_id, reason)
     train = replace(system.train, progress=progress)

@@ -8,6 +8,7 @@ and rebuilds the optimizer and scheduler whenever the strategy's phase changes (
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -22,8 +23,10 @@ import pandas as pd
 import torch
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from medvision import distributed
 from medvision.atomic import write_text_atomic
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
@@ -31,6 +34,8 @@ from medvision.data.loader import TensorLoader, epoch_order
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
 from medvision.strategies import StrategyConfig, count_trainable, param_groups, train_mode
+
+_log = logging.getLogger(__name__)
 
 
 class RunConfigMismatchError(ValueError):
@@ -262,14 +267,19 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
                    amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets of every batch, in eval mode."""
+    """Logits and targets of every batch, in eval mode; under DDP gathered from all ranks in sample order."""
     model.eval()
     logits, targets = [], []
     for x, y in loader:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits.append(model(x.to(device)).float().cpu())
         targets.append(y.cpu())
-    return torch.cat(logits), torch.cat(targets)
+    out_logits = torch.cat(logits) if logits else torch.empty(0, 0)
+    out_targets = torch.cat(targets) if targets else torch.empty(0, dtype=torch.long)
+    if distributed.info().enabled and hasattr(loader, "positions"):  # every rank gets all, in sample order
+        pos = loader.positions()
+        return distributed.gather_in_order(out_logits, pos), distributed.gather_in_order(out_targets, pos)
+    return out_logits, out_targets
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device,
@@ -319,7 +329,10 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         The history and the best epoch; the model holds the best weights on return.
     """
     run_dir = Path(run_dir)
-    check_run_dir(run_dir)
+    dist = distributed.info()
+    main = dist.is_main  # only rank 0 writes files; every rank trains
+    if main:
+        check_run_dir(run_dir)
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
     channels_last = cfg.channels_last and device.type == "cuda"
@@ -333,6 +346,10 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
 
     augment = train_loader.augment
     use_cache = cfg.cached_head and strategy.name == "head_only" and (augment is None or augment.is_flip_only)
+    if use_cache and dist.enabled:
+        _log.warning("cached head-only features are single-process: under DDP the frozen backbone runs on every "
+                     "rank instead")
+        use_cache = False
     start_epoch, best_score, best_epoch, bad_epochs, history = 0, _initial_best(cfg.monitor), -1, 0, []
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     config = {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}
@@ -351,10 +368,13 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         if cfg.patience and bad_epochs >= cfg.patience:
             start_epoch = cfg.epochs  # the run had stopped early: it is finished, not interrupted
 
-    write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
-    if tracker is not None:
-        tracker.log_params(config)
-    write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
+    if main:
+        write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+        if tracker is not None:
+            tracker.log_params(config)
+        write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
+    else:
+        tracker = None
 
     train_iter, val_iter, step_model = train_loader, val_loader, model
     feature_seconds = 0.0
@@ -382,6 +402,9 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
             scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase_end - phase_start,
                                                   len(train_iter), "min" if cfg.monitor == "loss" else "max")
             trainable = count_trainable(model)
+            if dist.enabled:  # rebuilt per phase: DDP registers the parameters that require grad now
+                step_model = DistributedDataParallel(
+                    model, device_ids=[device.index or 0] if device.type == "cuda" else None)
             if state is not None and state.get("phase") == new_phase and state.get("optimizer"):
                 optimizer.load_state_dict(state["optimizer"])
                 if scheduler is not None and state.get("scheduler"):
@@ -396,26 +419,29 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         start = time.perf_counter()
         train_stats = train_one_epoch(step_model, train_iter, criterion, optimizer, device, scheduler, per_batch,
                                       cfg.grad_clip, amp_dtype, scaler, channels_last and not use_cache,
-                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress)
+                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main)
         seconds = time.perf_counter() - start
-        val_stats = evaluate(step_model, val_iter, device, amp_dtype)
+        val_stats = evaluate(step_model.module if dist.enabled else step_model, val_iter, device, amp_dtype)
         if scheduler is not None and not per_batch:
             scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
         row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
                **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
         history.append(row)
         score = val_stats[cfg.monitor]
+        # val_stats are computed from the logits of all ranks: every rank takes the same decisions here.
         if _better(score, best_score, cfg.monitor):
             best_score, best_epoch, bad_epochs = score, epoch + 1, 0
-            save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
+            if main:
+                save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
         else:
             bad_epochs += 1
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                     "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch, "phase": phase,
-                     "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                     "history": history, "rng": _rng_state()}, last_path)
-        write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        if main:
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                         "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch,
+                         "phase": phase, "best_score": best_score, "best_epoch": best_epoch,
+                         "bad_epochs": bad_epochs, "history": history, "rng": _rng_state()}, last_path)
+            write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         if tracker is not None:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         if cfg.patience and bad_epochs >= cfg.patience:
@@ -423,6 +449,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
 
     if tracker is not None:
         tracker.log_run_dir(run_dir)
+    distributed.barrier()  # rank 0 has written best.pt
     if best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path)["model"])
     frame = pd.DataFrame(history)
@@ -433,7 +460,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         param_groups(model, strategy, max(0, cfg.epochs - 1))
         trainable = count_trainable(model)
     return FitResult(frame, best_epoch, best_metrics, run_dir, trainable, use_cache,
-                     {"feature_extraction_seconds": feature_seconds})
+                     {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size})
 
 
 def _ordered(loader: TensorLoader) -> TensorLoader:

@@ -166,3 +166,64 @@ def test_runs_dir_resolution(tmp_path, monkeypatch):
     assert runs_dir("smoke", "pneumoniamnist") == tmp_path / "r" / "smoke" / "pneumoniamnist"
     monkeypatch.delenv("MEDVISION_RUNS")
     assert runs_dir("cpu", "d") == REPO / "runs" / "cpu" / "d"
+
+
+def test_dependencies_follow_the_chapters_that_read_other_chapters():
+    from medvision.book import dependencies
+
+    deps = dependencies(["01_eda", "02_training_strategies", "03_per_class_analysis", "07_performance"])
+    assert deps["01_eda"] == set() and deps["03_per_class_analysis"] == {"02_training_strategies"}
+    assert deps["07_performance"] == {"01_eda", "02_training_strategies", "03_per_class_analysis"}
+    assert dependencies(["03_per_class_analysis"]) == {"03_per_class_analysis": set()}  # --only
+
+
+def test_schedule_runs_independent_chapters_together_and_keeps_the_order(tmp_path):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medvision.book import schedule
+
+    events, lock = [], threading.Lock()
+
+    def work(nb):
+        with lock:
+            events.append(("start", nb))
+        time.sleep(0.2)
+        with lock:
+            events.append(("end", nb))
+        return 0.2
+
+    notebooks = ["01_eda", "02_training_strategies", "03_per_class_analysis", "04_calibration",
+                 "06_benchmark", "07_performance"]
+    done = []
+    with ThreadPoolExecutor(2) as pool:
+        schedule(notebooks, 2, lambda nb: pool.submit(work, nb), lambda nb, s: done.append(nb))
+    pos = {e: i for i, e in enumerate(events)}
+    assert pos[("start", "02_training_strategies")] < pos[("end", "01_eda")]  # ran side by side
+    for later in ("03_per_class_analysis", "04_calibration"):
+        assert pos[("start", later)] > pos[("end", "02_training_strategies")]
+    assert pos[("start", "07_performance")] > max(pos[("end", nb)] for nb in notebooks[:-1])
+    assert done[-1] == "07_performance" and sorted(done) == sorted(notebooks)
+    running, peak = 0, 0
+    for kind, _ in events:
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_schedule_stops_at_the_first_failure():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medvision.book import schedule
+
+    def work(nb):
+        if nb == "02_training_strategies":
+            raise RuntimeError("chapter failed")
+        return 0.0
+
+    done = []
+    with ThreadPoolExecutor(1) as pool, pytest.raises(RuntimeError, match="chapter failed"):
+        schedule(["02_training_strategies", "03_per_class_analysis"], 1, lambda nb: pool.submit(work, nb),
+                 lambda nb, s: done.append(nb))
+    assert done == []

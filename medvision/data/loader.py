@@ -10,6 +10,8 @@ import torch
 
 from medvision.data.augment import AugmentConfig, augment_batch, normalize, resize_batch
 from medvision.data.classes import sample_weights
+from medvision.distributed import DistInfo, shard
+from medvision.distributed import info as dist_info
 
 
 def normalization_from_model(model: torch.nn.Module) -> dict:
@@ -51,6 +53,12 @@ class TensorLoader:
         drop_last: Drop the last incomplete batch.
         seed: Base seed; epoch ``e`` uses ``seed + e`` so runs are reproducible and resumable.
         device: Where batches are built (augmentation runs there too).
+        rank: This process's rank under DDP (default: from the process group, as ``DistributedSampler``).
+        world_size: Number of processes (default: from the process group; 1 without one).
+
+    Under DDP every rank draws the same global order and keeps every ``world_size``-th sample (training
+    orders are padded so ranks run the same number of steps); ``batch_size`` stays the *global* batch, so
+    each rank takes ``batch_size // world_size`` samples per step.
     """
 
     images: np.ndarray
@@ -65,6 +73,8 @@ class TensorLoader:
     drop_last: bool = False
     seed: int = 0
     device: torch.device | str = "cpu"
+    rank: int | None = None
+    world_size: int | None = None
     epoch: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -78,18 +88,41 @@ class TensorLoader:
         """Select the epoch whose shuffle/augmentation to replay (as ``DistributedSampler.set_epoch``)."""
         self.epoch = epoch
 
+    def _dist(self) -> DistInfo:
+        d = dist_info()
+        return DistInfo(d.rank if self.rank is None else self.rank,
+                        d.world_size if self.world_size is None else self.world_size)
+
+    @property
+    def _pad(self) -> bool:
+        return self.shuffle or self.balanced
+
+    def local_batch_size(self) -> int:
+        """Samples per step on this rank (the global ``batch_size`` split across ranks)."""
+        return max(1, self.batch_size // self._dist().world_size)
+
+    def positions(self) -> np.ndarray:
+        """Sample positions this rank yields, in order, for an unshuffled loader (to gather predictions)."""
+        if self._pad:
+            raise ValueError("positions() is defined for unshuffled (evaluation) loaders only")
+        return shard(np.arange(len(self.images)), self._dist(), pad=False)
+
     def __len__(self) -> int:
-        n = len(self.images)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        d = self._dist()
+        n = len(shard(np.arange(len(self.images)), d, pad=self._pad))
+        b = self.local_batch_size()
+        return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = epoch_order(self.labels, self.shuffle, self.balanced, g)
+        d = self._dist()
+        order = shard(epoch_order(self.labels, self.shuffle, self.balanced, g), d, pad=self._pad)
         dev = torch.device(self.device)
-        aug_gen = torch.Generator(device=dev).manual_seed(self.seed * 7919 + self.epoch)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            if self.drop_last and len(idx) < self.batch_size:
+        aug_gen = torch.Generator(device=dev).manual_seed(self.seed * 7919 + self.epoch + d.rank * 1_000_003)
+        step = self.local_batch_size()
+        for start in range(0, len(order), step):
+            idx = order[start:start + step]
+            if self.drop_last and len(idx) < step:
                 break
             # Sorted reads are sequential on a memory map; the permutation is re-applied after.
             sort = np.argsort(idx, kind="stable")

@@ -1,0 +1,106 @@
+"""DistributedDataParallel with gloo on CPU: two processes started by torchrun from the test."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medvision.cli import main
+from medvision.data import TensorLoader
+from medvision.distributed import DistInfo, shard
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_args(shared_data: Path, runs: Path) -> list[str]:
+    # Head-only, no dropout, no augmentation, 64 training images in global batches of 32: one process and two
+    # DDP ranks (16 images each per step, gradients averaged) then compute the same updates.
+    sets = ["data.name=chest_xray_224", "data.size=32", "experiment.backbone=test_efficientnet",
+            "experiment.pretrained=none", "experiment.image_size=32", "experiment.augment=none",
+            "experiment.drop_rate=0.0", "experiment.batch_size=32", "train.epochs=3", "train.cached_head=false",
+            "train.scheduler=cosine"]
+    args = ["train", "chest_xray_pneumonia", "--data-root", str(shared_data), "--runs-dir", str(runs),
+            "--strategy", "head_only", "--limit", "64", "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    return args
+
+
+def _torchrun(script: list[str], args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDVISION_DIST_TIMEOUT": "60", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{_free_port()}", "--max_restarts", "0",
+           *script, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+def test_shard_covers_every_sample_once_and_pads_training_orders():
+    order = np.arange(10)
+    parts = [shard(order, DistInfo(r, 3), pad=False) for r in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(10))
+    padded = [shard(order, DistInfo(r, 3), pad=True) for r in range(3)]
+    assert {len(p) for p in padded} == {4} and set(np.concatenate(padded)) == set(range(10))
+
+
+def test_loader_splits_the_global_batch_across_ranks():
+    images = np.zeros((64, 3, 8, 8), np.uint8)
+    labels = np.arange(64) % 2
+    one = TensorLoader(images, labels, (0.5,) * 3, (0.5,) * 3, batch_size=32, shuffle=True, seed=3)
+    ranks = [TensorLoader(images, labels, (0.5,) * 3, (0.5,) * 3, batch_size=32, shuffle=True, seed=3,
+                          rank=r, world_size=2) for r in range(2)]
+    assert len(one) == 2 and [len(r) for r in ranks] == [2, 2] and ranks[0].local_batch_size() == 16
+    evaluation = TensorLoader(images, labels, (0.5,) * 3, (0.5,) * 3, batch_size=32, rank=1, world_size=2)
+    assert evaluation.positions().tolist() == list(range(1, 64, 2))
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_and_write_one_run_dir(shared_data, tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert main(_train_args(shared_data, single)) == 0
+    proc = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, ddp))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DistributedDataParallel on 2 processes" in proc.stdout
+    assert [p.name for p in ddp.iterdir()] == ["head_only-scratch"]  # one run directory, written by rank 0
+    run = ddp / "head_only-scratch"
+    assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+    a = json.loads((single / "head_only-scratch" / "summary.json").read_text())
+    b = json.loads((run / "summary.json").read_text())
+    assert b["world_size"] == 2 and a["world_size"] == 1 and a["best_epoch"] == b["best_epoch"]
+    for split in ("val", "test"):
+        for metric, value in a[split].items():
+            assert b[split][metric] == pytest.approx(value, abs=1e-4), (split, metric)
+    # The gathered validation metrics are those of the saved weights evaluated in one process.
+    from medvision.evaluation import load_run
+    from medvision.training import evaluate
+
+    loaded = load_run(run)
+    again = evaluate(loaded.model, loaded.loaders["val"], torch.device("cpu"))
+    assert again["accuracy"] == pytest.approx(b["val"]["accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_crashing_rank_fails_the_job_instead_of_hanging(shared_data, tmp_path):
+    proc = _torchrun([str(REPO / "tests" / "ddp_crash.py")], _train_args(shared_data, tmp_path), timeout=240)
+    assert proc.returncode != 0
+    assert "simulated crash on rank 1" in proc.stderr
+
+
+def test_lr_finder_refuses_ddp(monkeypatch):
+    from medvision import distributed, lr_finder
+    from medvision.strategies import StrategyConfig
+
+    monkeypatch.setattr(distributed, "info", lambda: DistInfo(0, 2))
+    with pytest.raises(RuntimeError, match="does not support DistributedDataParallel"):
+        lr_finder.lr_find(torch.nn.Linear(2, 2), [], StrategyConfig("full"))
