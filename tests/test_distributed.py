@@ -88,6 +88,12 @@ def test_two_gloo_processes_match_one_process_and_write_one_run_dir(shared_data,
     loaded = load_run(run)
     again = evaluate(loaded.model, loaded.loaders["val"], torch.device("cpu"))
     assert again["accuracy"] == pytest.approx(b["val"]["accuracy"], abs=1e-6)
+    # Started again, the DDP job resumes from last.pt on every rank: the run is finished, nothing changes.
+    history = (run / "history.csv").read_text()
+    proc = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, ddp))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "history.csv").read_text() == history
+    assert json.loads((run / "summary.json").read_text())["val"] == b["val"]
 
 
 @pytest.mark.slow
