@@ -141,14 +141,39 @@ def _load_evaluation(run_dir: Path) -> Evaluation:
         pd.DataFrame(data["calibration"]).set_index("when"))
 
 
-def finished_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
-    """Run directories under ``runs_dir`` that finished (hold ``summary.json``), sorted by name."""
+class MixedRunsError(ValueError):
+    """A folder of runs holds runs made with different data, model or training settings."""
+
+
+def comparable_settings(run_dir: Path) -> dict:
+    """What must be equal for two runs to be compared: data, training loop, model and input settings (the
+    strategy and whether the weights were pretrained may differ)."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    experiment = dict(config.get("experiment", {}))
+    experiment.pop("pretrained", None)
+    return {"data_config": config.get("data_config"), "train": config.get("train"), "experiment": experiment}
+
+
+def finished_runs(runs_dir: str | os.PathLike[str], check_consistent: bool = True) -> list[Path]:
+    """Run directories under ``runs_dir`` that finished (hold ``summary.json``), sorted by name.
+
+    Raises:
+        MixedRunsError: the runs were made with different settings (e.g. a leftover of an older profile);
+            they would be compared as if they were one experiment. ``check_consistent=False`` skips this.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"no run directories at {runs_dir}: run the training-strategies chapter first")
     runs = sorted(p.parent for p in runs_dir.glob("*/summary.json"))
     if not runs:
         raise FileNotFoundError(f"{runs_dir} holds no finished run (no */summary.json)")
+    if check_consistent:
+        reference = comparable_settings(runs[0])
+        odd = [r.name for r in runs[1:] if comparable_settings(r) != reference]
+        if odd:
+            raise MixedRunsError(f"{runs_dir} mixes runs made with different settings: {', '.join(odd)} differ "
+                                 f"from {runs[0].name} (data, training or model settings). Delete the stale run "
+                                 "directories or point runs_dir elsewhere.")
     return runs
 
 

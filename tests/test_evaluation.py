@@ -65,3 +65,23 @@ def test_load_run_rebuilds_the_same_split_and_model(runs):
     assert run.cache.table.frame["split"].value_counts()["train"] == 120
     assert run.class_names == ("malignant", "normal, benign")
     assert not run.model.training
+
+
+def test_finished_runs_refuses_a_folder_that_mixes_settings(runs, tmp_path):
+    import shutil
+
+    import yaml
+
+    from medvision.evaluation import MixedRunsError
+
+    mixed = tmp_path / "mixed"
+    for d in finished_runs(runs):
+        shutil.copytree(d, mixed / d.name)
+    config = yaml.safe_load((mixed / "full-scratch" / "config.yaml").read_text())
+    config["train"]["epochs"] = 99
+    (mixed / "full-scratch" / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(MixedRunsError, match="head_only-scratch differ from full-scratch"):
+        finished_runs(mixed)
+    with pytest.raises(MixedRunsError):
+        best_run(mixed)
+    assert len(finished_runs(mixed, check_consistent=False)) == 2
