@@ -13,6 +13,7 @@ probabilities equal those of the run's own evaluation. Inputs may be paths, Pill
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,6 +118,7 @@ class Predictor:
         self.descriptions: dict[str, str] = dict(bundle.meta.get("descriptions", {}))
         self.disclaimer: str = bundle.meta["disclaimer"]
         self.batch_size = batch_size
+        self._cam_lock = threading.Lock()  # Grad-CAM hooks the shared model: one explanation at a time
         if abstain is True:
             self.threshold: float | None = float(bundle.meta["abstention"]["threshold"])
         elif abstain is False or abstain is None:
@@ -178,7 +180,8 @@ class Predictor:
         if class_index is None:
             with torch.no_grad():
                 class_index = int(self.model(x).argmax(1))
-        cam = gradcam(self.model, x, [class_index])[0]
+        with self._cam_lock:
+            cam = gradcam(self.model, x, [class_index])[0]
         raw = resize_batch(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None])).float(),
                            self.pre.input_size)
         raw = raw[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

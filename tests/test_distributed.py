@@ -65,13 +65,21 @@ def test_loader_splits_the_global_batch_across_ranks():
     assert evaluation.positions().tolist() == list(range(1, 64, 2))
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_match_one_process_and_write_one_run_dir(shared_data, tmp_path):
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    assert main(_train_args(shared_data, single)) == 0
+@pytest.fixture(scope="module")
+def ddp_run(shared_data, tmp_path_factory):
+    """One uninterrupted 2-process run of ``medvision train`` (and its stdout)."""
+    ddp = tmp_path_factory.mktemp("ddp")
     proc = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, ddp))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "DistributedDataParallel on 2 processes" in proc.stdout
+    return ddp, proc.stdout
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_and_write_one_run_dir(shared_data, tmp_path, ddp_run):
+    ddp, stdout = ddp_run
+    single = tmp_path / "single"
+    assert main(_train_args(shared_data, single)) == 0
+    assert "DistributedDataParallel on 2 processes" in stdout
     assert [p.name for p in ddp.iterdir()] == ["head_only-scratch"]  # one run directory, written by rank 0
     run = ddp / "head_only-scratch"
     assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
@@ -88,17 +96,35 @@ def test_two_gloo_processes_match_one_process_and_write_one_run_dir(shared_data,
     loaded = load_run(run)
     again = evaluate(loaded.model, loaded.loaders["val"], torch.device("cpu"))
     assert again["accuracy"] == pytest.approx(b["val"]["accuracy"], abs=1e-6)
-    # Started again, the DDP job resumes from last.pt on every rank: the run is finished, nothing changes.
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_job_resumes_to_the_uninterrupted_result(shared_data, tmp_path, ddp_run):
+    import pandas as pd
+
+    ddp, _ = ddp_run
+    killed = _torchrun([str(REPO / "tests" / "ddp_faults.py"), "stop-epoch3"], _train_args(shared_data, tmp_path))
+    assert killed.returncode != 0
+    run = tmp_path / "head_only-scratch"
+    assert len(pd.read_csv(run / "history.csv")) == 2 and not (run / "summary.json").exists()
+    resumed = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, tmp_path))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    drop = ["seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(run / "history.csv").drop(columns=drop),
+                                  pd.read_csv(ddp / "head_only-scratch" / "history.csv").drop(columns=drop))
+    a = json.loads((run / "summary.json").read_text())
+    b = json.loads((ddp / "head_only-scratch" / "summary.json").read_text())
+    assert (a["val"], a["test"]) == (b["val"], b["test"])
+    # Started again after it finished, the job changes nothing.
     history = (run / "history.csv").read_text()
-    proc = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, ddp))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (run / "history.csv").read_text() == history
-    assert json.loads((run / "summary.json").read_text())["val"] == b["val"]
+    again = _torchrun(["-m", "medvision.cli"], _train_args(shared_data, tmp_path))
+    assert again.returncode == 0 and (run / "history.csv").read_text() == history
 
 
 @pytest.mark.slow
 def test_a_crashing_rank_fails_the_job_instead_of_hanging(shared_data, tmp_path):
-    proc = _torchrun([str(REPO / "tests" / "ddp_crash.py")], _train_args(shared_data, tmp_path), timeout=240)
+    proc = _torchrun([str(REPO / "tests" / "ddp_faults.py"), "crash-rank1"], _train_args(shared_data, tmp_path),
+                     timeout=240)
     assert proc.returncode != 0
     assert "simulated crash on rank 1" in proc.stderr
 
