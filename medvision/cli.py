@@ -55,29 +55,26 @@ def _data_inspect(args: argparse.Namespace) -> int:
     print(table.summary())
     print(table.counts().to_string())
     if args.leakage:
-        return _print_leakage(table)
+        _leakage(table)
     return EXIT_OK
 
 
-def _print_leakage(table) -> int:
+def _leakage(table, out: str = "") -> None:
+    """Print the leakage summary of ``table`` and optionally write every duplicate pair to ``out``."""
     from medvision.data import leakage_report, summarize_leakage
 
-    print(summarize_leakage(leakage_report(table, progress=True)).to_string())
-    return EXIT_OK
+    report = leakage_report(table, progress=True)
+    print(summarize_leakage(report).to_string())
+    if out:
+        from medvision.atomic import atomic_path
+
+        with atomic_path(out) as tmp:
+            report.to_csv(tmp, index=False)
+        print(f"pairs written to {out}")
 
 
 def _data_leakage(args: argparse.Namespace) -> int:
-    from medvision.data import leakage_report, summarize_leakage
-
-    table = _load_table(args)
-    report = leakage_report(table, progress=True)
-    print(summarize_leakage(report).to_string())
-    if args.out:
-        from medvision.atomic import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            report.to_csv(tmp, index=False)
-        print(f"pairs written to {args.out}")
+    _leakage(_load_table(args), args.out)
     return EXIT_OK
 
 

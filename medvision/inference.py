@@ -139,22 +139,26 @@ class Predictor:
                 f"device={self.device}, threshold={self.threshold})")
 
     @torch.no_grad()
-    def predict_proba(self, inputs: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
-        """Calibrated class probabilities, ``(N, C)`` on the CPU."""
-        items = _as_list(inputs)[0]
-        out = []
+    def _probabilities(self, items: Sequence[ImageInput]) -> tuple[torch.Tensor, list[str]]:
+        """Calibrated probabilities ``(N, C)`` on the CPU and the name of every input, batch by batch."""
+        out, names = [], []
         for start in range(0, len(items), self.batch_size):
-            chunk = [to_cache_resolution(load_input(it)[0], self.pre) for it in items[start:start + self.batch_size]]
+            loaded = [load_input(it) for it in items[start:start + self.batch_size]]
+            names += [name for _, name in loaded]
+            chunk = [to_cache_resolution(image, self.pre) for image, _ in loaded]
             logits = self.model(to_model_input(chunk, self.pre, self.device)).float()
             out.append((logits / self.temperature).softmax(1).cpu())
-        return torch.cat(out) if out else torch.empty(0, len(self.class_names))
+        return (torch.cat(out) if out else torch.empty(0, len(self.class_names))), names
+
+    def predict_proba(self, inputs: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Calibrated class probabilities, ``(N, C)`` on the CPU."""
+        return self._probabilities(_as_list(inputs)[0])[0]
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], top_k: int = 3
                 ) -> Prediction | list[Prediction]:
         """Predict one input (returns a :class:`Prediction`) or a list (returns a list)."""
         items, single = _as_list(inputs)
-        probs = self.predict_proba(items)
-        names = [_name(it) for it in items]
+        probs, names = self._probabilities(items)
         k = max(1, min(top_k, len(self.class_names)))
         results = []
         for name, p in zip(names, probs, strict=True):
@@ -192,16 +196,6 @@ def _as_list(inputs) -> tuple[list, bool]:
     if isinstance(inputs, (list, tuple)):
         return list(inputs), False
     return [inputs], True
-
-
-def _name(item) -> str:
-    if isinstance(item, (str, os.PathLike)):
-        return str(item)
-    if isinstance(item, Image.Image):
-        return "<image>"
-    if isinstance(item, np.ndarray):
-        return "<array>"
-    return str(getattr(item, "name", "<upload>"))
 
 
 def image_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
