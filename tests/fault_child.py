@@ -11,15 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from medvision import training
-from medvision.data import AugmentConfig, TensorLoader, build_tensor_cache, load_medmnist
+from medvision.data import build_tensor_cache, load_medmnist
 from medvision.data.splits import stratified_subsample
-from medvision.models import create_model
 from medvision.strategies import StrategyConfig
-
-CONFIG = training.TrainConfig(epochs=4, patience=0, progress=False, scheduler="cosine", seed=1)
+from tests.test_training import FAST, loaders, model_for
 
 
 class Stalling:
@@ -53,17 +49,12 @@ def stall_in_epoch(epoch: int, marker: Path) -> None:
 
 
 def main(run_dir: Path, data_root: str, stall: int | None) -> None:
+    # The same data, loaders, model and settings as the in-process resume test in test_training.py.
     table = stratified_subsample(load_medmnist("breastmnist", root=data_root), 96, seed=0)
-    cache = build_tensor_cache(table, 28, progress=False)
-    (x, y), (vx, vy) = cache.split("train"), cache.split("val")
-    mean = std = (0.5, 0.5, 0.5)
-    train = TensorLoader(x, y, mean, std, batch_size=16, shuffle=True, augment=AugmentConfig(), seed=0)
-    val = TensorLoader(vx, vy, mean, std, batch_size=64)
-    torch.manual_seed(0)
-    model = create_model("test_efficientnet", 2, pretrained="none", drop_rate=0.1)
+    train, val = loaders(build_tensor_cache(table, 28, progress=False))
     if stall is not None:
         stall_in_epoch(stall, run_dir.with_name(run_dir.name + ".stalled"))
-    result = training.fit(model, train, val, CONFIG, StrategyConfig("full", lr=1e-3), run_dir, ("m", "b"),
+    result = training.fit(model_for(), train, val, FAST, StrategyConfig("full", lr=1e-3), run_dir, ("m", "b"),
                           resume=True)
     print(json.dumps(result.best_metrics))
 
