@@ -117,12 +117,18 @@ def shard(order: np.ndarray, d: DistInfo, pad: bool) -> np.ndarray:
 
 
 def gather_in_order(values: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
-    """Concatenate every rank's rows and put them back in sample order (``positions`` are this rank's)."""
+    """Concatenate every rank's rows and put them back in sample order (``positions`` are this rank's).
+
+    A rank may hold no rows (a split smaller than the number of processes): its empty part is left out.
+    """
     d = info()
     if not d.enabled:
         return values
     parts: list = [None] * d.world_size
     dist.all_gather_object(parts, (values.cpu(), np.asarray(positions)))
+    parts = [p for p in parts if len(p[1])]
+    if not parts:
+        return values
     tensors = torch.cat([p[0] for p in parts])
     pos = np.concatenate([p[1] for p in parts])
     out = torch.empty_like(tensors)

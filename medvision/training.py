@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -65,6 +66,9 @@ class TrainConfig:
         seed: Seed of weights init, dropout, shuffling and augmentation.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
         cached_head: Train a head-only strategy on cached backbone features when augmentation allows.
+        ema_decay: Keep an exponential moving average of the weights (timm's ``ModelEmaV3`` with warm-up:
+            the decay grows with the optimizer step towards this value); validation, the best checkpoint
+            and the test score then use the averaged weights. 0 disables it.
         progress: Show a tqdm bar per epoch.
     """
 
@@ -81,6 +85,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     cached_head: bool = True
+    ema_decay: float = 0.0
     progress: bool = True
 
 
@@ -214,12 +219,44 @@ class CachedHead(nn.Module):
         return self.classifier(self.drop(features))
 
 
+class WeightAverage:
+    """An exponential moving average of ``model``'s weights and buffers (timm's ``ModelEmaV3`` with decay
+    warm-up, so short fine-tuning runs average over a window that grows with the step count) and the step
+    count that the warm-up needs, both saved in checkpoints so that a resumed run averages identically."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) (0 disables the average), got {decay}")
+        self.source = model
+        self.ema = ModelEmaV3(model, decay=decay, use_warmup=True)
+        self.steps = 0
+
+    @property
+    def module(self) -> nn.Module:
+        """The averaged model (eval mode)."""
+        return self.ema.module
+
+    def update(self) -> None:
+        """Fold the source model's current weights into the average (call after each optimizer step)."""
+        self.steps += 1
+        self.ema.update(self.source, step=self.steps)
+
+    def state_dict(self) -> dict:
+        return {"model": self.ema.module.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.module.load_state_dict(state["model"])
+        self.steps = int(state["steps"])
+
+
 # ------------------------------------------------------------------------------------ epoch functions
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     device: torch.device, scheduler=None, step_per_batch: bool = False, grad_clip: float = 0.0,
                     amp_dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
-                    channels_last: bool = False, desc: str = "train", progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, accuracy and the last learning rate.
+                    channels_last: bool = False, desc: str = "train", progress: bool = True,
+                    ema: WeightAverage | None = None) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, accuracy and the last learning rate. ``ema``, if given,
+    is updated after every optimizer step.
 
     Raises:
         TrainingDivergedError: the loss is NaN or infinite.
@@ -253,6 +290,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             scaler.update()
         else:
             optimizer.step()
+        if ema is not None:
+            ema.update()
         if scheduler is not None and step_per_batch:
             scheduler.step()
         n = len(y)
@@ -357,7 +396,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     state = None
     if resume and last_path.is_file():
         previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
-        if previous != json.loads(json.dumps(config)):
+        if previous is None or with_defaults(previous) != with_defaults(json.loads(json.dumps(config))):
             raise RunConfigMismatchError(
                 f"{run_dir} holds a run with a different configuration ({config_path}); resuming would mix "
                 "two experiments. Delete the folder or choose another run directory.")
@@ -367,6 +406,9 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         best_epoch, bad_epochs, history = state["best_epoch"], state["bad_epochs"], list(state["history"])
         if cfg.patience and bad_epochs >= cfg.patience:
             start_epoch = cfg.epochs  # the run had stopped early: it is finished, not interrupted
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and state is not None:
+        ema.load_state_dict(state["ema"])
 
     if main:
         write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
@@ -419,9 +461,10 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         start = time.perf_counter()
         train_stats = train_one_epoch(step_model, train_iter, criterion, optimizer, device, scheduler, per_batch,
                                       cfg.grad_clip, amp_dtype, scaler, channels_last and not use_cache,
-                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main)
+                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main,
+                                      ema=ema)
         seconds = time.perf_counter() - start
-        val_stats = evaluate(step_model.module if dist.enabled else step_model, val_iter, device, amp_dtype)
+        val_stats = evaluate(_eval_model(model, ema, use_cache), val_iter, device, amp_dtype)
         if scheduler is not None and not per_batch:
             scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
         row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
@@ -432,7 +475,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         if _better(score, best_score, cfg.monitor):
             best_score, best_epoch, bad_epochs = score, epoch + 1, 0
             if main:
-                save_atomic({"model": model.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
+                selected = ema.module if ema is not None else model
+                save_atomic({"model": selected.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
         else:
             bad_epochs += 1
         if main:
@@ -440,7 +484,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
                          "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch,
                          "phase": phase, "best_score": best_score, "best_epoch": best_epoch,
-                         "bad_epochs": bad_epochs, "history": history, "rng": _rng_state()}, last_path)
+                         "bad_epochs": bad_epochs, "history": history, "rng": _rng_state(),
+                         **({"ema": ema.state_dict()} if ema is not None else {})}, last_path)
             write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         if tracker is not None:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
@@ -461,6 +506,24 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         trainable = count_trainable(model)
     return FitResult(frame, best_epoch, best_metrics, run_dir, trainable, use_cache,
                      {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size})
+
+
+def with_defaults(config: dict) -> dict:
+    """A run's ``config.yaml`` with the loop and strategy settings it does not record filled in at their
+    defaults: a setting added by a later medvision, at its default, changes nothing, so older run
+    directories still resume and still compare with new ones."""
+    out = dict(config)
+    for key, cls in (("train", TrainConfig), ("strategy", StrategyConfig)):
+        if isinstance(out.get(key), dict):
+            out[key] = {**json.loads(json.dumps(asdict(cls()))), **out[key]}
+    return out
+
+
+def _eval_model(model: nn.Module, ema: WeightAverage | None, use_cache: bool) -> nn.Module:
+    """The weights that validation scores: the average if there is one; the bare classifier on cached
+    features."""
+    chosen = ema.module if ema is not None else model
+    return CachedHead(chosen) if use_cache else chosen
 
 
 def _ordered(loader: TensorLoader) -> TensorLoader:

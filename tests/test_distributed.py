@@ -136,3 +136,16 @@ def test_lr_finder_refuses_ddp(monkeypatch):
     monkeypatch.setattr(distributed, "info", lambda: DistInfo(0, 2))
     with pytest.raises(RuntimeError, match="does not support DistributedDataParallel"):
         lr_finder.lr_find(torch.nn.Linear(2, 2), [], StrategyConfig("full"))
+
+
+def test_gather_leaves_out_a_rank_without_rows(monkeypatch):
+    """A split smaller than the world size leaves a rank with no rows (an empty (0, 0) tensor)."""
+    from medvision import distributed
+
+    mine = (torch.tensor([[2.0, 2.5]]), np.array([1]))
+    others = [(torch.tensor([[0.0, 0.5], [4.0, 4.5]]), np.array([0, 2])), (torch.empty(0, 0), np.array([]))]
+    monkeypatch.setattr(distributed, "info", lambda: DistInfo(rank=1, world_size=3))
+    monkeypatch.setattr(distributed.dist, "all_gather_object",
+                        lambda parts, obj: parts.__setitem__(slice(None), [others[0], obj, others[1]]))
+    out = distributed.gather_in_order(*mine)
+    assert torch.equal(out, torch.tensor([[0.0, 0.5], [2.0, 2.5], [4.0, 4.5]]))

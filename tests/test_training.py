@@ -77,17 +77,19 @@ def _interrupt_at(monkeypatch, epoch_index):
     monkeypatch.setattr(training, "train_one_epoch", flaky)
 
 
-@pytest.mark.parametrize("strategy", [StrategyConfig("full", lr=1e-3),
-                                      StrategyConfig("two_phase", lr=1e-3, phase1_epochs=2, k=1)])
-def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, strategy):
+@pytest.mark.parametrize("strategy,ema", [(StrategyConfig("full", lr=1e-3), 0.0),
+                                          (StrategyConfig("two_phase", lr=1e-3, phase1_epochs=2, k=1), 0.0),
+                                          (StrategyConfig("full", lr=1e-3), 0.99)])
+def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, strategy, ema):
+    cfg = dataclasses.replace(FAST, ema_decay=ema)
     tr, va = loaders(small)
-    full = fit(model_for(), tr, va, FAST, strategy, tmp_path / "a", ("m", "b"))
+    full = fit(model_for(), tr, va, cfg, strategy, tmp_path / "a", ("m", "b"))
     _interrupt_at(monkeypatch, 3 if strategy.name == "full" else 2)
     with pytest.raises(KeyboardInterrupt):
-        fit(model_for(), *loaders(small), FAST, strategy, tmp_path / "b", ("m", "b"))
+        fit(model_for(), *loaders(small), cfg, strategy, tmp_path / "b", ("m", "b"))
     monkeypatch.undo()
     assert len(pd.read_csv(tmp_path / "b" / "history.csv")) < 4
-    resumed = fit(model_for(), *loaders(small), FAST, strategy, tmp_path / "b", ("m", "b"), resume=True)
+    resumed = fit(model_for(), *loaders(small), cfg, strategy, tmp_path / "b", ("m", "b"), resume=True)
     cols = [c for c in full.history if c != "seconds"]
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
     assert resumed.best_metrics == full.best_metrics
@@ -241,3 +243,64 @@ def test_early_stopping_and_resuming_a_finished_run(small, tmp_path, monkeypatch
     monkeypatch.setattr(training, "train_one_epoch", lambda *a, **k: pytest.fail("a finished run trained again"))
     again = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), resume=True)
     assert len(again.history) == 2 and again.best_epoch == 1
+
+
+def test_weight_average_is_scored_selected_and_returned(small, tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=3, ema_decay=0.9)
+    tr, va = loaders(small)
+    model = model_for()
+    result = fit(model, tr, va, cfg, StrategyConfig("full", lr=3e-3), tmp_path, ("m", "b"))
+    last, best = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(tmp_path / "best.pt")
+    assert last["ema"]["steps"] == 3 * len(tr)  # one update per optimizer step
+    raw, averaged = model_for(), model_for()
+    raw.load_state_dict(last["model"])
+    averaged.load_state_dict(last["ema"]["model"])
+    weight = "classifier.weight"
+    assert not torch.allclose(raw.state_dict()[weight], averaged.state_dict()[weight])
+    # validation scored the averaged weights, not the raw ones
+    scored = training.evaluate(averaged, va, torch.device("cpu"))
+    assert scored["loss"] == pytest.approx(result.history["val_loss"].iloc[-1], rel=1e-5)
+    assert training.evaluate(raw, va, torch.device("cpu"))["loss"] != pytest.approx(scored["loss"], rel=1e-5)
+    # best.pt and the returned model hold the averaged weights of the best epoch
+    best_epoch_ema = best["model"]
+    assert all(torch.equal(v, best_epoch_ema[k]) for k, v in model.state_dict().items())
+    if result.best_epoch == 3:
+        assert all(torch.equal(v, last["ema"]["model"][k]) for k, v in best_epoch_ema.items())
+
+
+def test_weight_average_with_cached_head_features(small, tmp_path):
+    from medvision.data import AugmentConfig
+
+    flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    cfg = dataclasses.replace(FAST, epochs=2, ema_decay=0.9)
+    result = fit(model_for(), *loaders(small, flips), cfg, StrategyConfig("head_only", lr=1e-2), tmp_path, ())
+    assert result.cached_features
+    last = load_checkpoint(tmp_path / "last.pt")
+    frozen = "conv_stem.weight"
+    assert torch.equal(last["ema"]["model"][frozen], last["model"][frozen])  # the frozen backbone is not blurred
+
+
+def test_weight_average_rejects_a_decay_outside_zero_one():
+    with pytest.raises(ValueError, match="ema_decay"):
+        training.WeightAverage(torch.nn.Linear(2, 2), 1.0)
+
+
+def test_a_run_recorded_before_a_new_setting_existed_still_resumes_and_compares(small, tmp_path):
+    import yaml
+
+    from medvision.evaluation import comparable_settings
+
+    cfg = dataclasses.replace(FAST, epochs=2)
+    tr, va = loaders(small)
+    fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path / "old", ("m", "b"))
+    path = tmp_path / "old" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    del config["train"]["ema_decay"]  # as written by a medvision without the setting
+    path.write_text(yaml.safe_dump(config))
+    fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path / "new", ("m", "b"))
+    assert comparable_settings(tmp_path / "old") == comparable_settings(tmp_path / "new")
+    resumed = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path / "old", ("m", "b"), resume=True)
+    assert len(resumed.history) == 2
+    with pytest.raises(RunConfigMismatchError):  # a non-default value still differs
+        fit(model_for(), tr, va, dataclasses.replace(cfg, ema_decay=0.9), StrategyConfig("full"),
+            tmp_path / "old", ("m", "b"), resume=True)
