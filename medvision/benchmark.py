@@ -9,12 +9,47 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
 
 ANCHORS = Path(__file__).resolve().parents[1] / "book" / "anchors" / "medmnist_v2_benchmark.csv"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the benchmark trains on one data set (the chapter's parameters, overridable per data set).
+
+    Attributes:
+        epochs: Maximum epochs per run.
+        augment: ``none``, ``flip`` or ``default``.
+        lr: Head learning rate (the whole network's under ``full``).
+        image_size: Model input size.
+        ema_decay: Weight-average decay (0: off); see :class:`medvision.training.TrainConfig`.
+    """
+
+    epochs: int = 6
+    augment: str = "flip"
+    lr: float = 1e-3
+    image_size: int = 64
+    ema_decay: float = 0.0
+
+
+def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> Settings:
+    """``base`` with ``per_dataset[dataset]``'s overrides (e.g. ``{"breastmnist": {"epochs": 30}}``).
+
+    Raises:
+        ValueError: an override names a setting that does not exist.
+    """
+    known = {f.name for f in fields(Settings)}
+    for name, overrides in per_dataset.items():
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"per_dataset[{name!r}] sets {sorted(unknown)}; a data set may override "
+                             f"{sorted(known)}")
+    return replace(base, **per_dataset.get(dataset, {}))
 
 
 def load_anchors(path: str | os.PathLike[str] = ANCHORS) -> pd.DataFrame:

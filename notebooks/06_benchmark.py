@@ -37,7 +37,8 @@ seeds: list = [0, 1]  # seeds per data set x strategy
 epochs: int = 1  # maximum epochs per run
 lr: float = 1e-3  # head learning rate
 augment: str = "flip"  # none | flip | default
-per_dataset: dict = {}  # per data set overrides of epochs / augment, e.g. {"breastmnist": {"epochs": 30}}
+ema_decay: float = 0.0  # weight average of the training steps (0: off), e.g. 0.995
+per_dataset: dict = {}  # per data set overrides of epochs, augment, lr, image_size, ema_decay
 max_train_samples: int = 200  # subsample each training split (0: all)
 n_resamples: int = 200  # bootstrap resamples for the CIs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
@@ -52,26 +53,27 @@ from medvision.data.splits import stratified_subsample
 from medvision.training import TrainConfig
 
 root = book.runs_dir(profile, "benchmark", runs_dir)
-unknown = {k for v in per_dataset.values() for k in v} - {"epochs", "augment"}
-assert not unknown, f"per_dataset may override epochs and augment, not {sorted(unknown)}"
+base = benchmark.Settings(epochs=epochs, augment=augment, lr=lr, image_size=image_size, ema_decay=ema_decay)
 run_dirs = []
 for dataset in datasets:
-    setting = {"epochs": epochs, "augment": augment, **per_dataset.get(dataset, {})}
-    exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=image_size,
-                                      augment=setting["augment"])
+    setting = benchmark.settings_for(dataset, base, per_dataset)
+    exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=setting.image_size,
+                                      augment=setting.augment)
     data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
     for seed in seeds:
         table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
         cache = build_tensor_cache(table, size, progress=False)
+        train = TrainConfig(epochs=setting.epochs, ema_decay=setting.ema_decay, seed=seed, progress=False)
         for spec in strategies:
-            s = experiment.run_strategy(cache, spec, exp, TrainConfig(epochs=setting["epochs"], seed=seed, progress=False),
-                                        root / dataset / f"seed{seed}", data_config, {"lr": lr})
+            s = experiment.run_strategy(cache, spec, exp, train, root / dataset / f"seed{seed}", data_config,
+                                        {"lr": setting.lr})
             run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
 weights = experiment.load_summary(run_dirs[0])["weights"]
 book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, weights=weights,
                 input=f"{image_size}px", strategies=", ".join(strategies), seeds=seeds, epochs=epochs,
-                augment=augment, **({"per data set": per_dataset} if per_dataset else {}))
+                augment=augment, **({"weight average": ema_decay} if ema_decay else {}),
+                **({"per data set": per_dataset} if per_dataset else {}))
 
 # %% [markdown]
 # ## Our results: mean and standard deviation over seeds

@@ -1,13 +1,16 @@
 import json
 
 import pandas as pd
+import pytest
 
 from medvision.benchmark import (
+    Settings,
     chosen_on_validation,
     collect,
     describe_versus,
     load_anchors,
     seed_summary,
+    settings_for,
     versus_anchors,
 )
 
@@ -48,3 +51,12 @@ def test_anchors_copy_matches_published_values():
     row = anchors[(anchors["dataset"] == "pneumoniamnist") & (anchors["method"] == "ResNet-18")
                   & (anchors["resolution"] == 28)].iloc[0]
     assert (row["test_auc"], row["test_acc"]) == (0.944, 0.854)
+
+
+def test_per_dataset_settings_override_the_chapter_defaults():
+    base = Settings(epochs=6, augment="flip", lr=1e-3, image_size=64)
+    per = {"breastmnist": {"epochs": 30, "augment": "default", "ema_decay": 0.99}}
+    assert settings_for("breastmnist", base, per) == Settings(30, "default", 1e-3, 64, 0.99)
+    assert settings_for("pneumoniamnist", base, per) == base
+    with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\] sets \['epoch'\]"):
+        settings_for("pneumoniamnist", base, {"retinamnist": {"epoch": 3}})
