@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from medvision.experiment import ExperimentConfig
+
 ANCHORS = Path(__file__).resolve().parents[1] / "book" / "anchors" / "medmnist_v2_benchmark.csv"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
@@ -50,6 +52,15 @@ def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> 
             raise ValueError(f"per_dataset[{name!r}] sets {sorted(unknown)}; a data set may override "
                              f"{sorted(known)}")
     return replace(base, **per_dataset.get(dataset, {}))
+
+
+def experiment_for(spec: str, exp: ExperimentConfig) -> ExperimentConfig:
+    """The experiment settings of one strategy: head-only runs train the classifier on cached features with
+    flips only (as linear probes are trained, and without a backbone pass per epoch); the strategies that
+    train the backbone use the data set's augmentation."""
+    if spec == "head_only" and exp.augment not in ("none", "flip"):
+        return replace(exp, augment="flip")
+    return exp
 
 
 def load_anchors(path: str | os.PathLike[str] = ANCHORS) -> pd.DataFrame:

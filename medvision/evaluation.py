@@ -147,12 +147,13 @@ class MixedRunsError(ValueError):
 
 def comparable_settings(run_dir: Path) -> dict:
     """What must be equal for two runs to be compared: data, training loop, model and input settings (the
-    strategy and whether the weights were pretrained may differ)."""
+    strategy, its augmentation and whether the weights were pretrained may differ)."""
     from medvision.training import with_defaults
 
     config = with_defaults(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
     experiment = dict(config.get("experiment", {}))
     experiment.pop("pretrained", None)
+    experiment.pop("augment", None)
     return {"data_config": config.get("data_config"), "train": config.get("train"), "experiment": experiment}
 
 

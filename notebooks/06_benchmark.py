@@ -65,14 +65,15 @@ for dataset in datasets:
         cache = build_tensor_cache(table, size, progress=False)
         train = TrainConfig(epochs=setting.epochs, ema_decay=setting.ema_decay, seed=seed, progress=False)
         for spec in strategies:
-            s = experiment.run_strategy(cache, spec, exp, train, root / dataset / f"seed{seed}", data_config,
-                                        {"lr": setting.lr})
+            s = experiment.run_strategy(cache, spec, benchmark.experiment_for(spec, exp), train,
+                                        root / dataset / f"seed{seed}", data_config, {"lr": setting.lr})
             run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
 weights = experiment.load_summary(run_dirs[0])["weights"]
 book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, weights=weights,
                 input=f"{image_size}px", strategies=", ".join(strategies), seeds=seeds, epochs=epochs,
-                augment=augment, **({"weight average": ema_decay} if ema_decay else {}),
+                augment=f"{augment} (head-only: cached features, flips only)",
+                **({"weight average": ema_decay} if ema_decay else {}),
                 **({"per data set": per_dataset} if per_dataset else {}))
 
 # %% [markdown]

@@ -8,6 +8,7 @@ from medvision.benchmark import (
     chosen_on_validation,
     collect,
     describe_versus,
+    experiment_for,
     load_anchors,
     seed_summary,
     settings_for,
@@ -60,3 +61,12 @@ def test_per_dataset_settings_override_the_chapter_defaults():
     assert settings_for("pneumoniamnist", base, per) == base
     with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\] sets \['epoch'\]"):
         settings_for("pneumoniamnist", base, {"retinamnist": {"epoch": 3}})
+
+
+def test_head_only_runs_train_on_cached_features_with_flips():
+    from medvision.experiment import ExperimentConfig
+
+    heavy = ExperimentConfig(augment="default")
+    assert experiment_for("head_only", heavy).augment == "flip"
+    assert experiment_for("full", heavy) == heavy
+    assert experiment_for("head_only", ExperimentConfig(augment="none")).augment == "none"
