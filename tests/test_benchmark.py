@@ -70,3 +70,14 @@ def test_head_only_runs_train_on_cached_features_with_flips():
     assert experiment_for("head_only", heavy).augment == "flip"
     assert experiment_for("full", heavy) == heavy
     assert experiment_for("head_only", ExperimentConfig(augment="none")).augment == "none"
+
+
+def test_every_profile_overrides_only_known_settings():
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "profiles").glob("*.yaml")):
+        params = yaml.safe_load(path.read_text())["notebooks"].get("06_benchmark", {})
+        for dataset in params.get("datasets", []):
+            settings_for(dataset, Settings(), params.get("per_dataset", {}))  # raises on an unknown key
