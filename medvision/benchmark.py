@@ -30,6 +30,7 @@ class Settings:
         lr: Head learning rate (the whole network's under ``full``).
         image_size: Model input size.
         ema_decay: Weight-average decay (0: off); see :class:`medvision.training.TrainConfig`.
+        patience: Early-stopping patience in epochs (0: train every epoch, still select on validation).
     """
 
     epochs: int = 6
@@ -37,6 +38,7 @@ class Settings:
     lr: float = 1e-3
     image_size: int = 64
     ema_decay: float = 0.0
+    patience: int = 5
 
 
 def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> Settings:

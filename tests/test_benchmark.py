@@ -57,7 +57,7 @@ def test_anchors_copy_matches_published_values():
 def test_per_dataset_settings_override_the_chapter_defaults():
     base = Settings(epochs=6, augment="flip", lr=1e-3, image_size=64)
     per = {"breastmnist": {"epochs": 30, "augment": "default", "ema_decay": 0.99}}
-    assert settings_for("breastmnist", base, per) == Settings(30, "default", 1e-3, 64, 0.99)
+    assert settings_for("breastmnist", base, per) == Settings(30, "default", 1e-3, 64, 0.99, patience=5)
     assert settings_for("pneumoniamnist", base, per) == base
     with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\] sets \['epoch'\]"):
         settings_for("pneumoniamnist", base, {"retinamnist": {"epoch": 3}})
