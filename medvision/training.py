@@ -409,6 +409,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     if ema is not None and state is not None:
         ema.load_state_dict(state["ema"])
+    scored = ema.module if ema is not None else model  # the weights validation scores and best.pt keeps
 
     if main:
         write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
@@ -464,7 +465,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                                       desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main,
                                       ema=ema)
         seconds = time.perf_counter() - start
-        val_stats = evaluate(_eval_model(model, ema, use_cache), val_iter, device, amp_dtype)
+        val_stats = evaluate(CachedHead(scored) if use_cache else scored, val_iter, device, amp_dtype)
         if scheduler is not None and not per_batch:
             scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
         row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
@@ -475,8 +476,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         if _better(score, best_score, cfg.monitor):
             best_score, best_epoch, bad_epochs = score, epoch + 1, 0
             if main:
-                selected = ema.module if ema is not None else model
-                save_atomic({"model": selected.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
+                save_atomic({"model": scored.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
         else:
             bad_epochs += 1
         if main:
@@ -517,13 +517,6 @@ def with_defaults(config: dict) -> dict:
         if isinstance(out.get(key), dict):
             out[key] = {**json.loads(json.dumps(asdict(cls()))), **out[key]}
     return out
-
-
-def _eval_model(model: nn.Module, ema: WeightAverage | None, use_cache: bool) -> nn.Module:
-    """The weights that validation scores: the average if there is one; the bare classifier on cached
-    features."""
-    chosen = ema.module if ema is not None else model
-    return CachedHead(chosen) if use_cache else chosen
 
 
 def _ordered(loader: TensorLoader) -> TensorLoader:

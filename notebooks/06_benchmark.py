@@ -71,9 +71,10 @@ for dataset in datasets:
             run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
 weights = experiment.load_summary(run_dirs[0])["weights"]
+head_augment = benchmark.experiment_for("head_only", experiment.ExperimentConfig(augment=augment)).augment
 book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, weights=weights,
                 input=f"{image_size}px", strategies=", ".join(strategies), seeds=seeds, epochs=epochs,
-                augment=f"{augment} (head-only: cached features, flips only)",
+                augment=augment if head_augment == augment else f"{augment} (head-only: {head_augment}, cached features)",
                 **({"weight average": ema_decay} if ema_decay else {}),
                 **({"per data set": per_dataset} if per_dataset else {}))
 
