@@ -69,6 +69,10 @@ class TrainConfig:
         ema_decay: Keep an exponential moving average of the weights (timm's ``ModelEmaV3`` with warm-up:
             the decay grows with the optimizer step towards this value); validation, the best checkpoint
             and the test score then use the averaged weights. 0 disables it.
+        mixup: Mixup (Zhang et al. 2018) ``alpha``: every training batch is blended with a shuffled copy of
+            itself with a weight drawn from ``Beta(alpha, alpha)``, and so is the loss of the two label
+            sets (this works with every loss). 0 disables it; a head-only strategy then trains on images,
+            not on cached features.
         progress: Show a tqdm bar per epoch.
     """
 
@@ -86,7 +90,12 @@ class TrainConfig:
     device: str = "auto"
     cached_head: bool = True
     ema_decay: float = 0.0
+    mixup: float = 0.0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ValueError(f"TrainConfig.mixup (the Beta alpha) must be >= 0, not {self.mixup}")
 
 
 @dataclass
@@ -254,9 +263,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                     device: torch.device, scheduler=None, step_per_batch: bool = False, grad_clip: float = 0.0,
                     amp_dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
                     channels_last: bool = False, desc: str = "train", progress: bool = True,
-                    ema: WeightAverage | None = None) -> dict[str, float]:
+                    ema: WeightAverage | None = None, mixup: float = 0.0) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy and the last learning rate. ``ema``, if given,
-    is updated after every optimizer step.
+    is updated after every optimizer step; ``mixup`` > 0 blends each batch with a shuffled copy of itself
+    (the Beta alpha; draws come from torch's global generator, which ``fit`` seeds per epoch).
 
     Raises:
         TrainingDivergedError: the loss is NaN or infinite.
@@ -271,9 +281,16 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        lam, perm = 1.0, None
+        if mixup > 0:
+            lam = float(torch.distributions.Beta(mixup, mixup).sample())
+            perm = torch.randperm(len(y)).to(device)
+            x = x * lam + x[perm] * (1 - lam)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
             loss = criterion(logits.float(), y)
+            if perm is not None:
+                loss = loss * lam + criterion(logits.float(), y[perm]) * (1 - lam)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"loss became {loss.item()} at batch {bar.n} of {desc}; "
                                         "lower the learning rate or enable gradient clipping")
@@ -384,7 +401,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
 
     augment = train_loader.augment
-    use_cache = cfg.cached_head and strategy.name == "head_only" and (augment is None or augment.is_flip_only)
+    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup
+                 and (augment is None or augment.is_flip_only))
     if use_cache and dist.enabled:
         _log.warning("cached head-only features are single-process: under DDP the frozen backbone runs on every "
                      "rank instead")
@@ -463,7 +481,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         train_stats = train_one_epoch(step_model, train_iter, criterion, optimizer, device, scheduler, per_batch,
                                       cfg.grad_clip, amp_dtype, scaler, channels_last and not use_cache,
                                       desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main,
-                                      ema=ema)
+                                      ema=ema, mixup=cfg.mixup)
         seconds = time.perf_counter() - start
         val_stats = evaluate(CachedHead(scored) if use_cache else scored, val_iter, device, amp_dtype)
         if scheduler is not None and not per_batch:

@@ -77,11 +77,12 @@ def _interrupt_at(monkeypatch, epoch_index):
     monkeypatch.setattr(training, "train_one_epoch", flaky)
 
 
-@pytest.mark.parametrize("strategy,ema", [(StrategyConfig("full", lr=1e-3), 0.0),
-                                          (StrategyConfig("two_phase", lr=1e-3, phase1_epochs=2, k=1), 0.0),
-                                          (StrategyConfig("full", lr=1e-3), 0.99)])
-def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, strategy, ema):
-    cfg = dataclasses.replace(FAST, ema_decay=ema)
+@pytest.mark.parametrize("strategy,ema,mixup", [(StrategyConfig("full", lr=1e-3), 0.0, 0.0),
+                                                (StrategyConfig("two_phase", lr=1e-3, phase1_epochs=2, k=1), 0.0, 0.0),
+                                                (StrategyConfig("full", lr=1e-3), 0.99, 0.0),
+                                                (StrategyConfig("full", lr=1e-3), 0.0, 0.4)])
+def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, strategy, ema, mixup):
+    cfg = dataclasses.replace(FAST, ema_decay=ema, mixup=mixup)
     tr, va = loaders(small)
     full = fit(model_for(), tr, va, cfg, strategy, tmp_path / "a", ("m", "b"))
     _interrupt_at(monkeypatch, 3 if strategy.name == "full" else 2)
@@ -278,6 +279,38 @@ def test_weight_average_with_cached_head_features(small, tmp_path):
     last = load_checkpoint(tmp_path / "last.pt")
     frozen = "conv_stem.weight"
     assert torch.equal(last["ema"]["model"][frozen], last["model"][frozen])  # the frozen backbone is not blurred
+
+
+def test_mixup_blends_each_batch_and_its_loss_with_one_beta_draw():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.randn(8, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    criterion = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay put: the loss can be recomputed
+    torch.manual_seed(7)
+    stats = training.train_one_epoch(model, [(x, y)], criterion, optimizer, torch.device("cpu"), progress=False,
+                                     mixup=0.4)
+    torch.manual_seed(7)  # the same draws, in the same order, from torch's global generator
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(8)
+    with torch.no_grad():
+        logits = model(x * lam + x[perm] * (1 - lam))
+        expected = lam * criterion(logits, y) + (1 - lam) * criterion(logits, y[perm])
+    assert 0 < lam < 1 and not torch.equal(perm, torch.arange(8))
+    assert stats["loss"] == pytest.approx(expected.item(), rel=1e-6)
+    plain = training.train_one_epoch(model, [(x, y)], criterion, optimizer, torch.device("cpu"), progress=False)
+    assert plain["loss"] == pytest.approx(criterion(model(x), y).item(), rel=1e-6)
+
+
+def test_mixup_trains_head_only_on_images_not_cached_features(small, tmp_path):
+    from medvision.data import AugmentConfig
+
+    flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    cfg = dataclasses.replace(FAST, epochs=1, mixup=0.2)
+    result = fit(model_for(), *loaders(small, flips), cfg, StrategyConfig("head_only", lr=1e-2), tmp_path, ())
+    assert not result.cached_features  # mixing images is not mixing their features
+    with pytest.raises(ValueError, match="mixup"):
+        TrainConfig(mixup=-0.1)
 
 
 def test_weight_average_rejects_a_decay_outside_zero_one():
