@@ -31,6 +31,8 @@ class Settings:
         image_size: Model input size.
         ema_decay: Weight-average decay (0: off); see :class:`medvision.training.TrainConfig`.
         patience: Early-stopping patience in epochs (0: train every epoch, still select on validation).
+        tta: Test-time augmentation of validation and test scores, ``none`` or ``hflip``; see
+            :class:`medvision.training.TrainConfig`.
     """
 
     epochs: int = 6
@@ -39,6 +41,7 @@ class Settings:
     image_size: int = 64
     ema_decay: float = 0.0
     patience: int = 5
+    tta: str = "none"
 
 
 def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> Settings:

@@ -93,6 +93,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
 
     Reuses saved results when they are newer than ``best.pt`` and were made with the same settings.
     """
+    from medvision.models import with_tta
     from medvision.training import predict_logits
 
     run_dir = Path(run_dir)
@@ -104,8 +105,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
         return _load_evaluation(run_dir)
     run = load_run(run_dir)
     device = torch.device("cpu")
-    val_logits, val_targets = predict_logits(run.model, run.loaders["val"], device)
-    test_logits, test_targets = predict_logits(run.model, run.loaders["test"], device)
+    scored = with_tta(run.model, run.config["train"].get("tta", "none"))  # as the run was selected and scored
+    val_logits, val_targets = predict_logits(scored, run.loaders["val"], device)
+    test_logits, test_targets = predict_logits(scored, run.loaders["test"], device)
     temperature = fit_temperature(val_logits, val_targets, split="val")
     test_ids = run.cache.table.frame.loc[run.cache.table.frame["split"] == "test", "sample_id"].tolist()
     save_atomic({"val_logits": val_logits, "val_targets": val_targets, "test_logits": test_logits,

@@ -22,7 +22,7 @@ from medvision.data.cache import TensorCache
 from medvision.data.config import DataConfig
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
-from medvision.models import create_model
+from medvision.models import create_model, with_tta
 from medvision.strategies import StrategyConfig
 from medvision.training import (
     TrainConfig,
@@ -130,7 +130,7 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     if main:
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
-    test = evaluate(model.to(device), loaders["test"], device, autocast_dtype(train.amp, device))
+    test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device))
     hist = result.history
     summary = {
         "run": run_dir.name, "strategy": spec, "weights": str(weights), "weights_source": weights.source,

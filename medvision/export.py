@@ -34,7 +34,7 @@ from medvision.bundle import (
 )
 from medvision.calibration import coverage_for_accuracy, risk_coverage
 from medvision.checkpoints import load_checkpoint
-from medvision.models import sha256_file
+from medvision.models import sha256_file, with_tta
 
 DEPLOY_FORMATS = ("onnx", "pt2")
 
@@ -165,7 +165,8 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     exp = config["experiment"]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": exp["backbone"],
             "head_hidden": int(exp.get("head_hidden", 0)), "drop_rate": float(exp.get("drop_rate", 0.0)),
-            "class_names": class_names, "descriptions": described}
+            "class_names": class_names, "descriptions": described,
+            "tta": config["train"].get("tta", "none")}
     model = build_model(meta)
     model.load_state_dict(load_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
     model.eval()
@@ -196,7 +197,8 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         files = {WEIGHTS_FILE: sha256_file(tmp / WEIGHTS_FILE)}
         checks = {}
         for kind in dict.fromkeys(formats):
-            path, diff = export_deploy(kind, model, meta["preprocessing"]["input_size"], tmp)
+            path, diff = export_deploy(kind, with_tta(model, meta["tta"]), meta["preprocessing"]["input_size"],
+                                       tmp)
             files[path.name] = sha256_file(path)
             checks[path.name] = {"max_abs_logit_diff_vs_eager": diff}
         meta["files"], meta["deploy_checks"] = files, checks
@@ -229,6 +231,9 @@ def model_card(meta: dict) -> str:
              + (f" (sha256 `{weights['sha256'][:16]}…`)" if weights.get("sha256") else ""),
              f"- Fine-tuning strategy: `{tr['strategy']}`; checkpoint `{tr['checkpoint']}` (epoch {tr['best_epoch']} "
              f"of {tr['epochs_run']}, chosen on validation); seed {tr['seed']}",
+             *([f"- Test-time augmentation: `{meta['tta']}` (the mean probabilities of each image and its mirror "
+                "image; the metrics below and the deployed files include it)"] if meta.get("tta", "none") != "none"
+               else []),
              f"- medvision {meta['medvision_version']}, git commit "
              f"`{tr.get('environment', {}).get('git_commit', 'unknown')}`; exported {meta['created']}", "",
              "## Intended use", "",

@@ -28,6 +28,7 @@ from medvision.data.augment import normalize, resize_batch
 from medvision.data.cache import resize_image, to_rgb
 from medvision.data.decode import decode_image, pil_to_rgb, read_image
 from medvision.data.errors import ImageLoadError
+from medvision.models import with_tta
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | BinaryIO
 
@@ -111,7 +112,8 @@ class Predictor:
 
         self.bundle = bundle
         self.device = resolve_device(device)
-        self.model = bundle.model.to(self.device).eval()
+        self.net = bundle.model.to(self.device).eval()
+        self.model = with_tta(self.net, bundle.meta.get("tta", "none"))  # scores as the bundle's run was scored
         self.pre = bundle.preprocessing
         self.temperature = bundle.temperature
         self.class_names = bundle.class_names
@@ -185,7 +187,7 @@ class Predictor:
             with torch.no_grad():
                 class_index = int(self.model(x).argmax(1))
         with self._cam_lock:
-            cam = gradcam(self.model, x, [class_index])[0]
+            cam = gradcam(self.net, x, [class_index])[0]
         raw = resize_batch(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None])).float(),
                            self.pre.input_size)
         raw = raw[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

@@ -239,3 +239,32 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         attach_mlp_head(model, num_classes, head_hidden, head_dropout)
     model.weights_source = source  # type: ignore[assignment]
     return model
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation by horizontal flip: the log of the mean class probabilities of an image and of
+    its mirror image (fastai's ``tta`` without the random crops).
+
+    The output is a valid logit vector (its softmax is the averaged probabilities), so cross-entropy,
+    temperature scaling and AUROC apply unchanged.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = self.model(x).float().softmax(1) + self.model(x.flip(-1)).float().softmax(1)
+        return torch.log(probs / 2)
+
+
+TTA_MODES = ("none", "hflip")
+
+
+def with_tta(model: nn.Module, tta: str) -> nn.Module:
+    """``model`` as evaluated under test-time augmentation ``tta`` (``none`` or ``hflip``)."""
+    if tta == "none":
+        return model
+    if tta == "hflip":
+        return FlipTTA(model)
+    raise ValueError(f"test-time augmentation must be one of {TTA_MODES}, not {tta!r}")

@@ -34,6 +34,7 @@ from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader, epoch_order
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
+from medvision.models import TTA_MODES, with_tta
 from medvision.strategies import StrategyConfig, count_trainable, param_groups, train_mode
 
 _log = logging.getLogger(__name__)
@@ -73,6 +74,10 @@ class TrainConfig:
             itself with a weight drawn from ``Beta(alpha, alpha)``, and so is the loss of the two label
             sets (this works with every loss). 0 disables it; a head-only strategy then trains on images,
             not on cached features.
+        tta: Test-time augmentation of every evaluation of the run (validation during training, the test
+            score, saved logits, exported bundles): ``hflip`` averages the class probabilities of each image
+            and its mirror image; ``none`` scores the image alone. A head-only strategy with ``hflip``
+            trains on images, not on cached features.
         progress: Show a tqdm bar per epoch.
     """
 
@@ -91,11 +96,14 @@ class TrainConfig:
     cached_head: bool = True
     ema_decay: float = 0.0
     mixup: float = 0.0
+    tta: Literal["none", "hflip"] = "none"
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ValueError(f"TrainConfig.mixup (the Beta alpha) must be >= 0, not {self.mixup}")
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"TrainConfig.tta must be one of {TTA_MODES}, not {self.tta!r}")
 
 
 @dataclass
@@ -401,7 +409,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
 
     augment = train_loader.augment
-    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup
+    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup and cfg.tta == "none"
                  and (augment is None or augment.is_flip_only))
     if use_cache and dist.enabled:
         _log.warning("cached head-only features are single-process: under DDP the frozen backbone runs on every "
@@ -483,7 +491,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                                       desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main,
                                       ema=ema, mixup=cfg.mixup)
         seconds = time.perf_counter() - start
-        val_stats = evaluate(CachedHead(scored) if use_cache else scored, val_iter, device, amp_dtype)
+        val_stats = evaluate(CachedHead(scored) if use_cache else with_tta(scored, cfg.tta), val_iter, device,
+                             amp_dtype)
         if scheduler is not None and not per_batch:
             scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
         row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},

@@ -38,7 +38,7 @@ epochs: int = 1  # maximum epochs per run
 lr: float = 1e-3  # head learning rate
 augment: str = "flip"  # none | flip | default
 ema_decay: float = 0.0  # weight average of the training steps (0: off), e.g. 0.995
-per_dataset: dict = {}  # per data set overrides of epochs, augment, lr, image_size, ema_decay, patience
+per_dataset: dict = {}  # per data set overrides of epochs, augment, lr, image_size, ema_decay, patience, tta
 max_train_samples: int = 200  # subsample each training split (0: all)
 n_resamples: int = 200  # bootstrap resamples for the CIs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
@@ -64,7 +64,7 @@ for dataset in datasets:
         table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
         cache = build_tensor_cache(table, size, progress=False)
         train = TrainConfig(epochs=setting.epochs, ema_decay=setting.ema_decay, patience=setting.patience,
-                            seed=seed, progress=False)
+                            tta=setting.tta, seed=seed, progress=False)
         for spec in strategies:
             s = experiment.run_strategy(cache, spec, benchmark.experiment_for(spec, exp), train,
                                         root / dataset / f"seed{seed}", data_config, {"lr": setting.lr})

@@ -111,3 +111,34 @@ def test_cuda_matches_cpu(tiny_bundle, predictor):
     gpu = Predictor.from_bundle(tiny_bundle, device="cuda")
     image = np.random.default_rng(1).integers(0, 256, (28, 28, 3), dtype=np.uint8)
     torch.testing.assert_close(gpu.predict_proba(image), predictor.predict_proba(image), atol=1e-4, rtol=0)
+
+
+def test_flip_tta_run_is_selected_scored_exported_and_predicted_with_flips(shared_data, tmp_path, monkeypatch):
+    from medvision.data import DataConfig, build_tensor_cache, load_data
+    from medvision.data.splits import stratified_subsample
+    from medvision.experiment import ExperimentConfig, run_strategy
+    from medvision.export import export_bundle
+    from medvision.models import FlipTTA
+    from medvision.training import TrainConfig, evaluate
+
+    monkeypatch.setenv("MEDVISION_CACHE", str(tmp_path / "tensor-cache"))
+    data_cfg = DataConfig(source="medmnist", name="breastmnist", data_root=str(shared_data))
+    cache = build_tensor_cache(stratified_subsample(load_data(data_cfg), 120), 28, progress=False)
+    exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
+    summary = run_strategy(cache, "head_only", exp, TrainConfig(epochs=2, progress=False, tta="hflip"),
+                           tmp_path / "runs", data_cfg, {"lr": 1e-2})
+    run_dir = tmp_path / "runs" / "head_only-scratch"
+    run, ev = load_run(run_dir), evaluate_run(run_dir)
+    assert not summary["cached_features"]  # flipped evaluation needs the images
+    cpu = torch.device("cpu")
+    flipped = evaluate(FlipTTA(run.model), run.loaders["val"], cpu)
+    assert evaluate(run.model, run.loaders["val"], cpu)["loss"] != pytest.approx(flipped["loss"], rel=1e-6)
+    assert summary["val"]["loss"] == pytest.approx(flipped["loss"], rel=1e-5)  # selection scored flips
+    assert summary["test"]["auroc"] == pytest.approx(ev.metrics["auroc"], rel=1e-6)  # and so did the test
+    bundle = export_bundle(run_dir, tmp_path / "bundle", formats=("pt2",))
+    predictor = Predictor.from_bundle(bundle, device="cpu")
+    assert predictor.bundle.meta["tta"] == "hflip" and "Test-time augmentation" in (bundle / "MODEL_CARD.md").read_text()
+    images, _ = run.cache.split("test")
+    probs = predictor.predict_proba([im.transpose(1, 2, 0) for im in images])
+    torch.testing.assert_close(probs, (ev.test_logits / ev.temperature).softmax(1), atol=1e-5, rtol=0)
+    assert predictor.explain(images[0].transpose(1, 2, 0))[0].ndim == 3

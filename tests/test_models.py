@@ -109,3 +109,18 @@ def test_auto_falls_back_to_a_local_file_then_the_hub(shared_data, tmp_path, mon
     monkeypatch.setattr(timm.models._builder, "load_pretrained", offline)
     with pytest.raises(WeightsError, match="from the hub"):
         create_model("resnet18", 2)  # no package, no local file: the hub, which is offline
+
+
+def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror():
+    from medvision.models import FlipTTA, with_tta
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    x = torch.randn(5, 3, 4, 4)
+    out = with_tta(net, "hflip")(x)
+    assert isinstance(with_tta(net, "hflip"), FlipTTA) and with_tta(net, "none") is net
+    expected = (net(x).softmax(1) + net(x.flip(-1)).softmax(1)) / 2
+    torch.testing.assert_close(out.softmax(1), expected)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(5))  # log-probabilities: valid logits
+    with pytest.raises(ValueError, match="test-time augmentation"):
+        with_tta(net, "vflip")
