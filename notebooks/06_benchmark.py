@@ -112,9 +112,11 @@ anchors[anchors["dataset"].isin(datasets)].set_index(["dataset", "method", "reso
 # row at this resolution that is not AutoML.
 #
 # A caution on fairness: the strategy is chosen on validation, but the profile's recipe (augmentation,
-# epochs, input size, weight averaging per data set — the comments in `profiles/<profile>.yaml` say why)
-# was settled in trial runs whose test scores we saw. Read a margin of a few thousandths as a tie. The
-# published rows carry their own choices, and the MedMNIST v2 rows train from scratch.
+# epochs, input size, weight averaging, test-time flips per data set — the comments in
+# `profiles/<profile>.yaml` say why) was settled in trial runs whose test scores we saw. Read a margin of a
+# few thousandths as a tie. The published rows carry their own choices (the MedMNIST v2 rows train from
+# scratch and score each test image once; a data set with `tta: hflip` above averages each test image with
+# its mirror image).
 
 # %%
 chosen = benchmark.chosen_on_validation(runs)
