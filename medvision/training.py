@@ -76,8 +76,7 @@ class TrainConfig:
             not on cached features.
         tta: Test-time augmentation of every evaluation of the run (validation during training, the test
             score, saved logits, exported bundles): ``hflip`` averages the class probabilities of each image
-            and its mirror image; ``none`` scores the image alone. A head-only strategy with ``hflip``
-            trains on images, not on cached features.
+            and its mirror image; ``none`` scores the image alone.
         progress: Show a tqdm bar per epoch.
     """
 
@@ -179,7 +178,8 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
 
 @dataclass
 class FeatureLoader:
-    """Batches of cached backbone features (``views`` x N x D), one random view (e.g. flip) per sample."""
+    """Batches of cached backbone features (``views`` x N x D), one random view (e.g. flip) per sample, or
+    with ``all_views`` every view, as ``(batch, views, D)`` (for test-time augmentation)."""
 
     features: torch.Tensor
     labels: np.ndarray
@@ -188,6 +188,7 @@ class FeatureLoader:
     balanced: bool = False
     seed: int = 0
     epoch: int = 0
+    all_views: bool = False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -202,6 +203,9 @@ class FeatureLoader:
             self.balanced else torch.zeros(len(order), dtype=torch.long)
         for start in range(0, len(order), self.batch_size):
             idx = torch.from_numpy(order[start:start + self.batch_size])
+            if self.all_views:
+                yield self.features[:, idx].transpose(0, 1), torch.from_numpy(self.labels[idx.numpy()])
+                continue
             yield self.features[views[start:start + len(idx)], idx], torch.from_numpy(self.labels[idx.numpy()])
 
 
@@ -225,7 +229,11 @@ def extract_features(model: nn.Module, loader: Iterable, flips: bool = False, de
 
 
 class CachedHead(nn.Module):
-    """The model's own classifier (shared parameters) with its dropout, for training on cached features."""
+    """The model's own classifier (shared parameters) with its dropout, for training on cached features.
+
+    Features of shape ``(batch, views, D)`` (test-time views such as flips) give the log of the views' mean
+    class probabilities, as :class:`medvision.models.FlipTTA` does with images.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -233,7 +241,10 @@ class CachedHead(nn.Module):
         self.classifier = model.get_classifier()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(features))
+        logits = self.classifier(self.drop(features))
+        if features.ndim == 3:
+            return torch.log(logits.float().softmax(-1).mean(1))
+        return logits
 
 
 class WeightAverage:
@@ -409,7 +420,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
 
     augment = train_loader.augment
-    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup and cfg.tta == "none"
+    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup
                  and (augment is None or augment.is_flip_only))
     if use_cache and dist.enabled:
         _log.warning("cached head-only features are single-process: under DDP the frozen backbone runs on every "
@@ -452,10 +463,10 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         flips = augment is not None and (augment.hflip > 0)
         extract_start = time.perf_counter()
         feats, labels = extract_features(model, _ordered(train_loader), flips=flips, device=device)
-        vfeats, vlabels = extract_features(model, val_loader, device=device)
+        vfeats, vlabels = extract_features(model, val_loader, flips=cfg.tta == "hflip", device=device)
         train_iter = FeatureLoader(feats, labels, train_loader.batch_size, shuffle=True,
                                    balanced=train_loader.balanced, seed=train_loader.seed)
-        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size)
+        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size, all_views=cfg.tta == "hflip")
         step_model = CachedHead(model)
         feature_seconds = time.perf_counter() - extract_start
 

@@ -129,7 +129,7 @@ def test_flip_tta_run_is_selected_scored_exported_and_predicted_with_flips(share
                            tmp_path / "runs", data_cfg, {"lr": 1e-2})
     run_dir = tmp_path / "runs" / "head_only-scratch"
     run, ev = load_run(run_dir), evaluate_run(run_dir)
-    assert not summary["cached_features"]  # flipped evaluation needs the images
+    assert summary["cached_features"]  # validation scores cached features of both views
     cpu = torch.device("cpu")
     flipped = evaluate(FlipTTA(run.model), run.loaders["val"], cpu)
     assert evaluate(run.model, run.loaders["val"], cpu)["loss"] != pytest.approx(flipped["loss"], rel=1e-6)
