@@ -72,8 +72,8 @@ class TrainConfig:
             and the test score then use the averaged weights. 0 disables it.
         mixup: Mixup (Zhang et al. 2018) ``alpha``: every training batch is blended with a shuffled copy of
             itself with a weight drawn from ``Beta(alpha, alpha)``, and so is the loss of the two label
-            sets (this works with every loss). 0 disables it; a head-only strategy then trains on images,
-            not on cached features.
+            sets (this works with every loss). 0 disables it. With mixup a head-only strategy trains on
+            images, not on cached features.
         tta: Test-time augmentation of every evaluation of the run (validation during training, the test
             score, saved logits, exported bundles): ``hflip`` averages the class probabilities of each image
             and its mirror image; ``none`` scores the image alone.
