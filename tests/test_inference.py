@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pytest
@@ -135,7 +136,12 @@ def test_flip_tta_run_is_selected_scored_exported_and_predicted_with_flips(share
     assert evaluate(run.model, run.loaders["val"], cpu)["loss"] != pytest.approx(flipped["loss"], rel=1e-6)
     assert summary["val"]["loss"] == pytest.approx(flipped["loss"], rel=1e-5)  # selection scored flips
     assert summary["test"]["auroc"] == pytest.approx(ev.metrics["auroc"], rel=1e-6)  # and so did the test
-    bundle = export_bundle(run_dir, tmp_path / "bundle", formats=("pt2",))
+    import importlib.util
+
+    onnx = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript"))  # the [onnx] extra
+    bundle = export_bundle(run_dir, tmp_path / "bundle", formats=("pt2", "onnx") if onnx else ("pt2",))
+    checks = json.loads((bundle / "bundle.json").read_text())["deploy_checks"]
+    assert all(c["max_abs_logit_diff_vs_eager"] <= 1e-4 for c in checks.values())  # the files include the flips
     predictor = Predictor.from_bundle(bundle, device="cpu")
     assert predictor.bundle.meta["tta"] == "hflip" and "Test-time augmentation" in (bundle / "MODEL_CARD.md").read_text()
     images, _ = run.cache.split("test")
