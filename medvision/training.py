@@ -433,7 +433,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     state = None
     if resume and last_path.is_file():
         previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
-        if previous is None or with_defaults(previous) != with_defaults(json.loads(json.dumps(config))):
+        if previous is None or _resume_key(previous) != _resume_key(json.loads(json.dumps(config))):
             raise RunConfigMismatchError(
                 f"{run_dir} holds a run with a different configuration ({config_path}); resuming would mix "
                 "two experiments. Delete the folder or choose another run directory.")
@@ -544,6 +544,17 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         trainable = count_trainable(model)
     return FitResult(frame, best_epoch, best_metrics, run_dir, trainable, use_cache,
                      {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size})
+
+
+def _resume_key(config: dict) -> dict:
+    """What must match for a run directory to be resumed: the configuration with defaults filled in, where
+    a data file known by its md5 counts by content, not by location (the bundled copy of a MedMNIST file and
+    the same file under ``$MEDVISION_DATA`` are one data set)."""
+    out = with_defaults(config)
+    data = out.get("data")
+    if isinstance(data, dict) and data.get("md5"):
+        out["data"] = {k: v for k, v in data.items() if k != "file"}
+    return out
 
 
 def with_defaults(config: dict) -> dict:

@@ -104,6 +104,21 @@ def test_resume_refuses_a_different_config(small, tmp_path):
             ("m", "b"), resume=True)
 
 
+def test_resume_accepts_the_same_data_file_elsewhere_but_not_other_data(small, tmp_path, monkeypatch):
+    cfg = dataclasses.replace(FAST, epochs=1)
+    data = {"name": "breastmnist_28", "md5": "750601b1f35ba3300ea97c75c52ff8f6", "file": "/repo/data/b.npz"}
+    tr, va = loaders(small)
+    fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), extra_config={"data": data})
+    moved = {**data, "file": "/shared/data/medmnist/breastmnist.npz"}  # the same file under $MEDVISION_DATA
+    monkeypatch.setattr(training, "train_one_epoch", lambda *a, **k: pytest.fail("a finished run trained again"))
+    again = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), resume=True,
+                extra_config={"data": moved})
+    assert len(again.history) == 1  # resumed the finished run
+    with pytest.raises(RunConfigMismatchError, match="different configuration"):
+        fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), resume=True,
+            extra_config={"data": {**moved, "md5": "0" * 32}})
+
+
 def test_two_phase_rebuilds_the_optimizer(small, tmp_path, monkeypatch):
     built = []
     real = training.make_optimizer
