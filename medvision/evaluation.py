@@ -94,7 +94,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     Reuses saved results when they are newer than ``best.pt`` and were made with the same settings.
     """
     from medvision.models import with_tta
-    from medvision.training import predict_logits
+    from medvision.training import predict_logits, with_defaults
 
     run_dir = Path(run_dir)
     eval_path, logits_path = run_dir / "evaluation.json", run_dir / "logits.pt"
@@ -105,7 +105,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
         return _load_evaluation(run_dir)
     run = load_run(run_dir)
     device = torch.device("cpu")
-    scored = with_tta(run.model, run.config["train"].get("tta", "none"))  # as the run was selected and scored
+    scored = with_tta(run.model, with_defaults(run.config)["train"]["tta"])  # as the run was selected and scored
     val_logits, val_targets = predict_logits(scored, run.loaders["val"], device)
     test_logits, test_targets = predict_logits(scored, run.loaders["test"], device)
     temperature = fit_temperature(val_logits, val_targets, split="val")

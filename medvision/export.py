@@ -150,6 +150,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         The bundle folder.
     """
     from medvision.evaluation import evaluate_run
+    from medvision.training import with_defaults
 
     run_dir, out = Path(run_dir), Path(out)
     for name in ("config.yaml", "summary.json", "classes.json", f"{checkpoint}.pt"):
@@ -166,7 +167,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": exp["backbone"],
             "head_hidden": int(exp.get("head_hidden", 0)), "drop_rate": float(exp.get("drop_rate", 0.0)),
             "class_names": class_names, "descriptions": described,
-            "tta": config["train"].get("tta", "none")}
+            "tta": with_defaults(config)["train"]["tta"]}
     model = build_model(meta)
     model.load_state_dict(load_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
     model.eval()

@@ -254,8 +254,13 @@ class FlipTTA(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = self.model(x).float().softmax(1) + self.model(x.flip(-1)).float().softmax(1)
-        return torch.log(probs / 2)
+        return mean_probability_logits(torch.stack([self.model(x), self.model(x.flip(-1))], dim=1))
+
+
+def mean_probability_logits(view_logits: torch.Tensor) -> torch.Tensor:
+    """``(batch, views, classes)`` logits of several views of each input → ``(batch, classes)`` logits whose
+    softmax is the views' mean probabilities (how every test-time augmentation here combines views)."""
+    return torch.log(view_logits.float().softmax(-1).mean(1))
 
 
 TTA_MODES = ("none", "hflip")

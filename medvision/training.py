@@ -34,7 +34,7 @@ from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader, epoch_order
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
-from medvision.models import TTA_MODES, with_tta
+from medvision.models import TTA_MODES, mean_probability_logits, with_tta
 from medvision.strategies import StrategyConfig, count_trainable, param_groups, train_mode
 
 _log = logging.getLogger(__name__)
@@ -203,10 +203,9 @@ class FeatureLoader:
             self.balanced else torch.zeros(len(order), dtype=torch.long)
         for start in range(0, len(order), self.batch_size):
             idx = torch.from_numpy(order[start:start + self.batch_size])
-            if self.all_views:
-                yield self.features[:, idx].transpose(0, 1), torch.from_numpy(self.labels[idx.numpy()])
-                continue
-            yield self.features[views[start:start + len(idx)], idx], torch.from_numpy(self.labels[idx.numpy()])
+            x = self.features[:, idx].transpose(0, 1) if self.all_views else \
+                self.features[views[start:start + len(idx)], idx]
+            yield x, torch.from_numpy(self.labels[idx.numpy()])
 
 
 @torch.no_grad()
@@ -242,9 +241,7 @@ class CachedHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.classifier(self.drop(features))
-        if features.ndim == 3:
-            return torch.log(logits.float().softmax(-1).mean(1))
-        return logits
+        return mean_probability_logits(logits) if features.ndim == 3 else logits
 
 
 class WeightAverage:
@@ -463,10 +460,11 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         flips = augment is not None and (augment.hflip > 0)
         extract_start = time.perf_counter()
         feats, labels = extract_features(model, _ordered(train_loader), flips=flips, device=device)
-        vfeats, vlabels = extract_features(model, val_loader, flips=cfg.tta == "hflip", device=device)
+        val_flips = cfg.tta == "hflip"  # test-time flips: both views of each validation image
+        vfeats, vlabels = extract_features(model, val_loader, flips=val_flips, device=device)
         train_iter = FeatureLoader(feats, labels, train_loader.batch_size, shuffle=True,
                                    balanced=train_loader.balanced, seed=train_loader.seed)
-        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size, all_views=cfg.tta == "hflip")
+        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size, all_views=val_flips)
         step_model = CachedHead(model)
         feature_seconds = time.perf_counter() - extract_start
 
