@@ -71,6 +71,8 @@ class Bundle:
 
 def read_meta(path: str | os.PathLike[str]) -> dict:
     """Read and check ``bundle.json`` of a bundle folder."""
+    from medvision.models import TTA_MODES
+
     folder = Path(path)
     meta_path = folder / META_FILE
     if not meta_path.is_file():
@@ -87,6 +89,9 @@ def read_meta(path: str | os.PathLike[str]) -> dict:
     missing = [k for k in ("architecture", "class_names", "preprocessing", "temperature", "files") if k not in meta]
     if missing:
         raise BundleError(f"{meta_path} lacks {missing}")
+    if meta.get("tta", "none") not in TTA_MODES:
+        raise BundleError(f"{meta_path} asks for test-time augmentation {meta['tta']!r}; this medvision knows "
+                          f"{TTA_MODES}")
     return meta
 
 

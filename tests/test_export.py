@@ -72,6 +72,7 @@ def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
     ({"architecture": "mobilenetv3_small_050"}, "does not fit architecture 'mobilenetv3_small_050'"),
     ({"class_names": ["a", "b", "c"]}, "with other shapes"),
     ({"format": "something-else"}, "is not a medvision-bundle file"),
+    ({"tta": "five_crop"}, r"bundle.json asks for test-time augmentation 'five_crop'"),
 ])
 def test_wrong_architecture_or_format_is_refused(tiny_bundle, tmp_path, change, message):
     import shutil
