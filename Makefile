@@ -54,8 +54,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/head_only.py
 	$(BIN)/python bench/book_jobs.py
 
-## make sync: re-pair notebooks/*.ipynb with their py:percent twins
+## make sync: write the install cell (from pyproject.toml's [project.urls]) into every notebook, then re-pair
+## notebooks/*.ipynb with their py:percent twins
 sync: $(STAMP)
+	$(BIN)/python -m medvision.book --install-cells
 	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 clean:

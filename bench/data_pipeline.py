@@ -4,7 +4,11 @@ Same images (the chest X-ray subset, 224 px JPEGs), same output (64 px, normalis
 augmentation (random resized crop 0.8-1.0, horizontal flip, +-10 degree rotation, brightness/contrast 0.1).
 Prints a ratio; absolute numbers on these noisy machines mean little.
 
-    python bench/data_pipeline.py [--data ../shared/data/chest_xray_224] [--epochs 3]
+The images are ``chest_xray_224/`` under the data roots (``$MEDVISION_DATA``, then ``~/.cache/medvision``),
+or ``--data``. Where that folder is absent (a fresh clone), the bundled PneumoniaMNIST train images are
+exported as 224 px JPEGs in the same ``train/<class>/`` layout and timed instead; the JSON says which.
+
+    python bench/data_pipeline.py [--data DIR] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -30,9 +34,18 @@ from medvision.data import (
     load_image_folder,
     load_medmnist,
 )
+from medvision.data.paths import search_roots
 
 SIZE = 64
 MEAN = STD = (0.5, 0.5, 0.5)
+
+
+FOLDER = "chest_xray_224"
+
+
+def find_folder() -> Path | None:
+    """``chest_xray_224/`` under the first data root that has it, else ``None``."""
+    return next((r / FOLDER for r in search_roots() if (r / FOLDER).is_dir()), None)
 
 
 def torchvision_loader(root: Path, batch_size: int, workers: int) -> DataLoader:
@@ -51,11 +64,12 @@ def torchvision_loader(root: Path, batch_size: int, workers: int) -> DataLoader:
 
 def export_medmnist_folder(dest: Path, per_class: int = 200, size: int = 224) -> Path:
     """Fallback images when the chest X-ray folder is absent: bundled PneumoniaMNIST train images written as
-    224 px JPEGs in an ImageFolder tree (as such data usually arrives)."""
+    224 px JPEGs in a pre-split ImageFolder tree, ``dest/train/<class>/*.jpeg`` (the layout of
+    ``chest_xray_224/``, as such data usually arrives)."""
     table = load_medmnist("pneumoniamnist").subset("train")
     rng = np.random.default_rng(0)
     for c, name in enumerate(table.class_names):
-        folder = dest / name
+        folder = dest / "train" / name
         folder.mkdir(parents=True, exist_ok=True)
         rows = rng.choice(np.flatnonzero(table.labels == c), per_class, replace=False)
         for i in rows:
@@ -76,9 +90,9 @@ def images_per_second(loader, epochs: int) -> float:
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "chest_xray_224")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"a pre-split image folder (default: {FOLDER}/ under the data roots)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -86,9 +100,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     exported = None
-    if not args.data.is_dir():
+    if args.data is None:
+        args.data = find_folder()
+    elif not args.data.is_dir():
+        parser.error(f"--data {args.data} is not a folder")
+    if args.data is None:
         exported = tempfile.TemporaryDirectory()
         args.data = export_medmnist_folder(Path(exported.name) / "pneumoniamnist_224")
+        print(f"{FOLDER}/ is not under any data root ({', '.join(map(str, search_roots()))}): timing "
+              f"{len(list(args.data.rglob('*.jpeg')))} bundled PneumoniaMNIST images exported as 224 px JPEGs")
 
     baseline = torchvision_loader(args.data, args.batch_size, args.workers)
     next(iter(baseline))  # start the workers before timing
@@ -115,7 +135,7 @@ def main() -> None:
     print(f"ratio of the first epoch, cache build included: {first / tv:.1f}x")
     if args.json:
         args.json.write_text(json.dumps({
-            "images": n, "data": args.data.name, "output_px": SIZE, "epochs": args.epochs,
+            "images": n, "data": args.data.name, "fallback": exported is not None, "output_px": SIZE, "epochs": args.epochs,
             "torchvision_images_per_s": tv, "medvision_images_per_s": mv, "ratio": mv / tv,
             "first_epoch_ratio": first / tv, "cache_build_s": build,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=1))

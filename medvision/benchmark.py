@@ -1,6 +1,6 @@
 """Benchmark tables: our runs over data sets x strategies x seeds, beside published MedMNIST anchors.
 
-Published numbers are read from ``book/anchors/medmnist_v2_benchmark.csv`` and never mixed into our
+Published numbers are read from ``medvision/resources/anchors/medmnist_v2_benchmark.csv`` and never mixed into our
 columns. ACC and AUC are computed as the anchors define them (argmax = 0.5 threshold for binary; one-vs-rest
 macro AUC), which is what :func:`medvision.metrics.classification_metrics` returns as ``accuracy`` / ``auroc``.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from medvision.experiment import ExperimentConfig
+from medvision.resources import anchors_file
 
-ANCHORS = Path(__file__).resolve().parents[1] / "book" / "anchors" / "medmnist_v2_benchmark.csv"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 
@@ -68,12 +68,14 @@ def experiment_for(spec: str, exp: ExperimentConfig) -> ExperimentConfig:
     return exp
 
 
-def load_anchors(path: str | os.PathLike[str] = ANCHORS) -> pd.DataFrame:
-    """The published anchor table (data set, method, resolution, test AUC / ACC, pretrained, source)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"published anchors not found at {path}")
-    return pd.read_csv(path)
+def load_anchors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The published anchor table (data set, method, resolution, test AUC / ACC, pretrained, source); by
+    default the one medvision ships (``medvision/resources/anchors/medmnist_v2_benchmark.csv``)."""
+    source = anchors_file() if path is None else Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"published anchors not found at {source}")
+    with source.open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh)
 
 
 def collect(run_dirs: list[Path]) -> pd.DataFrame:

@@ -21,7 +21,9 @@ from pathlib import Path
 import yaml
 
 import medvision
+from medvision import run_log
 from medvision.atomic import write_json_atomic
+from medvision.install_cell import INSTALL_TAG, install_cell_source, repository_url, write_install_cells
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"
@@ -72,8 +74,6 @@ def ensure_kernel() -> None:
     install(kernel_name=KERNEL_NAME, display_name="Python (medvision)", prefix=sys.prefix)
 
 
-#: Tag of the one-line install cell each notebook opens with (for Colab); the book runner never executes it.
-INSTALL_TAG = "install"
 
 
 def without_install_cells(path: Path):
@@ -92,6 +92,7 @@ def check_notebooks(folder: Path) -> list[str]:
     import nbformat
 
     problems = []
+    install_source = install_cell_source(repository_url(folder.parent))
     for ipynb in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(ipynb, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -103,6 +104,9 @@ def check_notebooks(folder: Path) -> list[str]:
         if not tags or INSTALL_TAG not in tags[0] or "nbval-skip" not in tags[0]:
             problems.append(f"{ipynb}: the first code cell must be the install cell tagged "
                             f"{INSTALL_TAG!r} and 'nbval-skip'")
+        elif code[0].source != install_source:
+            problems.append(f"{ipynb}: the install cell is not the one pyproject.toml's [project.urls] gives: "
+                            "run `make sync`")
         if sum("parameters" in t for t in tags) != 1:
             problems.append(f"{ipynb}: needs exactly one cell tagged 'parameters'")
         twin = ipynb.with_suffix(".py")
@@ -111,6 +115,16 @@ def check_notebooks(folder: Path) -> list[str]:
         elif [c.source for c in jupytext.read(twin).cells] != [c.source for c in nb.cells]:
             problems.append(f"{ipynb} and {twin.name} drifted apart: run `make sync`")
     return problems
+
+
+def _local_kernel() -> dict:
+    """Talk to the chapter's kernel over local IPC sockets where the OS has them: nothing travels over TCP, and
+    the kernel does not print its "running over TCP without encryption" warning into the runner's output."""
+    if os.name != "posix":
+        return {}
+    from traitlets.config import Config
+
+    return {"config": Config({"KernelManager": {"transport": "ipc"}})}
 
 
 def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
@@ -122,14 +136,69 @@ def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) ->
     tmp = target.with_name(f".{target.stem}.running.ipynb")
     try:
         pm.execute_notebook(without_install_cells(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
-                            cwd=str(cwd), progress_bar=False, log_output=False)
+                            cwd=str(cwd), progress_bar=False, log_output=False, **_local_kernel())
     except BaseException:
         failed = target.with_name(f"{target.stem}.failed.ipynb")
         if tmp.exists():
             os.replace(tmp, failed)
             print(f"  the executed notebook with the error is at {failed}", file=sys.stderr)
         raise
+    import nbformat
+
+    executed = nbformat.read(tmp, as_version=4)
+    show_parameters_once(executed)
+    nbformat.write(executed, tmp)
     os.replace(tmp, target)
+
+
+def _parameter_lines(source: str, values: dict) -> list[str]:
+    """The defaults cell's lines with each parameter that ``values`` sets given that value (type hint and
+    comment kept)."""
+    import ast
+    import io
+    import tokenize
+
+    from papermill.translators import PythonTranslator
+
+    lines = []
+    for line in source.splitlines():
+        try:
+            node = ast.parse(line).body[0]
+        except (SyntaxError, IndexError):
+            lines.append(line)
+            continue
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if not isinstance(target, ast.Name) or target.id not in values:
+            lines.append(line)
+            continue
+        comment = next((t.string for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                        if t.type == tokenize.COMMENT), "")
+        hint = f": {ast.unparse(node.annotation)}" if isinstance(node, ast.AnnAssign) else ""
+        value = PythonTranslator.translate(values[target.id])
+        lines.append(f"{target.id}{hint} = {value}" + (f"  {comment}" if comment else ""))
+    return lines
+
+
+def show_parameters_once(nb) -> None:
+    """Show a chapter's parameters in one cell: papermill leaves the notebook's defaults cell and its own
+    injected cell one after the other. The injected cell becomes the full list (defaults with the profile's
+    values put in, as the kernel ended up with them) and the defaults cell is left out of the rendered page."""
+    import ast
+
+    defaults = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    injected = next((c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None)
+    if defaults is None or injected is None:
+        return
+    values = {}
+    for node in ast.parse(injected.source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    injected.source = "\n".join(["# Parameters of this run: the profile's values in the notebook's defaults",
+                                  *_parameter_lines(defaults.source, values)])
+    tags = defaults.metadata.setdefault("tags", [])
+    if "remove-cell" not in tags:
+        tags.append("remove-cell")
 
 
 def stage_book(root: Path, dest: Path) -> Path:
@@ -173,6 +242,7 @@ def _thread_env(threads: int) -> None:
 def _execute_job(source: Path, target: Path, params: dict, cwd: Path, threads: int) -> float:
     """One notebook in a worker process whose kernel may use ``threads`` CPU threads."""
     _thread_env(threads)
+    os.environ[run_log.CHAPTER_VAR] = source.stem
     start = time.perf_counter()
     execute_notebook(source, target, params, cwd)
     return time.perf_counter() - start
@@ -218,7 +288,9 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     # Kernels inherit the environment; a headless MPLBACKEND=Agg (CI, make) would hide every figure.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out_dir = (out_root or root) / GENERATED
-    os.environ["MEDVISION_RUN_RECORD"] = str(out_dir / "_run.json")
+    os.environ[run_log.RECORD_VAR] = str(out_dir / "_run.json")
+    for stale in out_dir.glob("_runs_*.json"):  # run counts of an earlier build
+        stale.unlink()
     record = {"profile": profile_name, "medvision": medvision.__version__,
               "python": platform.python_version(), "git_commit": _git_commit(root), "jobs": jobs,
               "notebooks": {}}
@@ -238,6 +310,7 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     if jobs <= 1:
         for nb in selected:
             t0 = time.perf_counter()
+            os.environ[run_log.CHAPTER_VAR] = nb
             execute_notebook(*job(nb))
             finished(nb, time.perf_counter() - t0)
     else:
@@ -258,10 +331,20 @@ def _write_record(out_dir: Path, record: dict) -> None:
 
 def run_record(root: Path | None = None) -> dict:
     """The timings written so far by the current book run (``$MEDVISION_RUN_RECORD``, set by the runner), or
-    by the last run in ``book/generated/_run.json``."""
-    env = os.environ.get("MEDVISION_RUN_RECORD")
+    by the last run in ``book/generated/_run.json``; each chapter's ``runs`` counts the training runs it
+    trained and reused (:mod:`medvision.run_log`)."""
+    env = os.environ.get(run_log.RECORD_VAR)
     path = Path(env) if env else (root or find_repo_root()) / GENERATED / "_run.json"
-    return json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
+    record = json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
+    for nb, facts in record["notebooks"].items():
+        facts["runs"] = run_log.chapter_runs(path, nb)
+    return record
+
+
+def describe_runs(runs: dict[str, int]) -> str:
+    """``"3 trained, 2 reused"`` for a chapter's run counts; ``"—"`` for a chapter that trains nothing."""
+    parts = [f"{runs[k]} {k}" for k in ("trained", "reused") if runs.get(k)]
+    return ", ".join(parts) or "—"
 
 
 def run_bench(script: str, *args: str, root: Path | None = None) -> dict:
@@ -344,7 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run independent chapters in this many parallel processes (threads split among them)")
     parser.add_argument("--check", action="store_true",
                         help="only check that notebooks/ are stripped, paired and tagged (make lint)")
+    parser.add_argument("--install-cells", action="store_true",
+                        help="only write the current install cell into every notebook (make sync)")
     args = parser.parse_args(argv)
+    if args.install_cells:
+        root = find_repo_root(args.root)
+        for path in write_install_cells(root / "notebooks", repository_url(root)):
+            print(f"install cell updated: {path}")
+        return 0
     if args.check:
         problems = check_notebooks(find_repo_root(args.root) / "notebooks")
         for line in problems:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medvision import distributed
+from medvision import distributed, run_log
 from medvision.atomic import write_json_atomic
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
@@ -143,6 +143,7 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     }
     if main:
         write_json_atomic(run_dir / "summary.json", summary)
+        run_log.note_run(result.extra["epochs_trained"])
     return summary
 
 

@@ -1,4 +1,4 @@
-"""The five seed systems as configurations (``configs/*.yaml``): data, model settings, loss, strategies.
+"""The five seed systems as configurations (``medvision/configs/*.yaml``): data, model settings, loss, strategies.
 
 ``load_system("ham10000")`` fills the same frozen dataclasses that the notebooks and the CLI use;
 ``fetch_system`` downloads a system's data with kagglehub where a Kaggle handle exists, and otherwise says
@@ -19,11 +19,11 @@ from medvision import distributed
 from medvision.data.config import DataConfig
 from medvision.data.paths import resolve_data_root
 from medvision.experiment import ExperimentConfig
+from medvision.resources import config_dir
 from medvision.strategies import StrategyConfig
 from medvision.training import TrainConfig
 
 _log = logging.getLogger(__name__)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def _fill(cls, values: dict | None, path: Path):
 
 
 def available_systems() -> list[str]:
-    return sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    """Names of the seed systems that ship with medvision (``medvision/configs/*.yaml``)."""
+    return sorted(p.name.removesuffix(".yaml") for p in config_dir().iterdir() if p.name.endswith(".yaml"))
 
 
 SECTIONS = ("description", "kaggle", "layout", "data", "experiment", "train", "strategy", "strategies")
@@ -84,13 +85,13 @@ def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "config") 
 
 def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overrides: Sequence[str] = ()
                 ) -> SystemConfig:
-    """Read ``configs/<name>.yaml`` (or a YAML path) into a :class:`SystemConfig`.
+    """Read ``medvision/configs/<name>.yaml`` (or a YAML path) into a :class:`SystemConfig`.
 
     ``overrides`` are dotted ``section.field=value`` strings applied before validation.
     """
     path = Path(name_or_path)
     if not path.suffix:
-        path = CONFIGS / f"{name_or_path}.yaml"
+        path = config_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no system configuration {path}; available: {', '.join(available_systems())}")
     try:
@@ -111,7 +112,7 @@ def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overr
     data = _fill(DataConfig, raw.get("data"), path)
     if data_root:
         data = replace(data, data_root=data_root)
-    return SystemConfig(name=path.stem, description=raw.get("description", ""), data=data,
+    return SystemConfig(name=Path(path.name).stem, description=raw.get("description", ""), data=data,
                         experiment=_fill(ExperimentConfig, raw.get("experiment"), path),
                         train=_fill(TrainConfig, raw.get("train"), path),
                         strategies=(strategies,) if isinstance(strategies, str) else tuple(strategies),

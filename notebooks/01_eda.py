@@ -25,7 +25,14 @@
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
-import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
@@ -41,7 +48,7 @@ grid_per_class: int = 8  # images per class in the sample grid
 max_stats_images: int = 300  # images analysed for size / intensity statistics
 near_duplicate_distance: int = 4  # max perceptual-hash distance (of 64 bits) for a near duplicate
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 from medvision import book, eda, plots

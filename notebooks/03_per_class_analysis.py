@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -22,7 +24,14 @@
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
-import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
@@ -33,7 +42,7 @@ n_resamples: int = 200  # bootstrap resamples for the confidence intervals
 n_mistakes: int = 8  # most confident mistakes to show
 seed: int = 0  # bootstrap seed
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -60,7 +69,7 @@ ev.ci.loc[["accuracy", "balanced_accuracy", "macro_f1", "auroc"]].round(3)
 # %%
 ev.per_class.round(3)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
 plots.plot_per_class_metric(ev.ci, "f1", ax=axes[0])
 plots.plot_per_class_metric(ev.ci, "recall", ax=axes[1])
@@ -99,7 +108,7 @@ display(Markdown(metrics.describe_weakest(ev.per_class, ev.ci, confused)))
 # Each tile shows a misclassified test image of the weakest class (by F1) with the Grad-CAM map of the
 # class the model predicted, taken at the deepest feature stage of the backbone.
 
-# %%
+# %% tags=["hide-input"]
 weakest = ev.class_names.index(ev.per_class["f1"].idxmin())
 cases = evaluation.top_losses(ev, true_class=weakest, n=n_mistakes)
 if cases.empty:

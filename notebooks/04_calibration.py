@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -22,7 +24,14 @@
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
-import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
@@ -34,7 +43,7 @@ n_bins: int = 15  # confidence bins
 target_accuracy: float = 0.95  # accuracy the abstention analysis aims for
 seed: int = 0  # bootstrap seed
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -70,7 +79,7 @@ table.unstack("when").round(4)
 # %% [markdown]
 # ## Selective prediction: when may the model abstain?
 
-# %%
+# %% tags=["hide-input"]
 probs = (ev.test_logits / ev.temperature).softmax(1)
 curve = calibration.risk_coverage(probs, ev.test_targets)
 display(calibration.accuracy_at_coverage(curve).round(3))
@@ -94,7 +103,7 @@ calibration.classwise_calibration(probs, ev.test_targets, ev.class_names, n_bins
 # %% [markdown]
 # ## Across strategies
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name, e in evals.items():
     t = e.calibration

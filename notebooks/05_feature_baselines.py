@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -22,7 +24,14 @@
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
-import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
@@ -36,7 +45,7 @@ max_train_samples: int = 400  # subsample the training split as the training cha
 seed: int = 0  # seed of the subsample and the classifiers
 runs_dir: str = ""  # fine-tuned runs to compare with (empty: <repo>/runs/<profile>/<dataset>)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -67,7 +76,7 @@ results.round(3)
 # %% [markdown]
 # ## Against the fine-tuned strategies
 
-# %%
+# %% tags=["hide-input"]
 metrics = ["test_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_auroc"]
 rows = [results[metrics].assign(kind="frozen features + " + results.index.to_series())]
 try:
@@ -81,7 +90,7 @@ fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
 both["test_macro_f1"].sort_values().plot.barh(ax=ax, color="C0")
 ax.set_xlabel("test macro-F1");
 
-# %%
+# %% tags=["hide-input"]
 best_classic = results["val_macro_f1"].idxmax()
 text = (f"Chosen on validation, the best classical model is **{best_classic}** "
         f"(test macro-F1 {results.loc[best_classic, 'test_macro_f1']:.3f}).")

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -21,7 +23,14 @@
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
-import importlib.util, subprocess, sys; importlib.util.find_spec("medvision") or subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "medvision @ git+https://github.com/medvision/medvision"])  # noqa: E401, E702, I001
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
@@ -30,7 +39,7 @@ runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>)
 bench_epochs: int = 1  # epochs timed by each benchmark
 head_bench_images: int = 400  # training images of the head-only benchmark (0: all)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -39,13 +48,17 @@ from medvision import book, evaluation, experiment
 
 data_bench = book.run_bench("data_pipeline", "--epochs", str(bench_epochs))
 head_bench = book.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
-book.run_banner(profile, data_pipeline_images=data_bench["images"], head_only_images=head_bench["images"],
-                bench_epochs=bench_epochs)
+display(book.run_banner(profile, data_pipeline_images=f"{data_bench['images']} ({data_bench['data']})",
+                        head_only_images=head_bench["images"], bench_epochs=bench_epochs))
+if data_bench["fallback"]:
+    display(Markdown("The data-pipeline benchmark ran on its **fallback**: the chest X-ray folder "
+                     "`chest_xray_224/` is not under the data root, so bundled PneumoniaMNIST train images, "
+                     "exported as 224 px JPEGs, were timed instead."))
 
 # %% [markdown]
 # ## Speed-ups measured in this build
 
-# %%
+# %% tags=["hide-input"]
 ratios = pd.DataFrame([
     {"benchmark": "data pipeline: tensor cache + batch augmentation vs ImageFolder + PIL transforms",
      "medvision": f"{data_bench['medvision_images_per_s']:.0f} images/s",
@@ -68,7 +81,7 @@ display(Markdown(
 # %% [markdown]
 # ## Training time per epoch, by strategy
 
-# %%
+# %% tags=["hide-input"]
 try:
     table = experiment.compare_runs(evaluation.finished_runs(book.runs_dir(profile, dataset, runs_dir)))
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
@@ -83,6 +96,9 @@ except FileNotFoundError as exc:
 
 # %%
 record = book.run_record()
-times = pd.Series({nb: v["seconds"] for nb, v in record["notebooks"].items()}, name="seconds")
-display(times.to_frame())
-display(Markdown(f"Chapters before this one took {times.sum():.0f} s in total under the **{profile}** profile."))
+times = pd.DataFrame([{"chapter": nb, "seconds": v["seconds"], "training runs": book.describe_runs(v["runs"])}
+                      for nb, v in record["notebooks"].items()], columns=["chapter", "seconds", "training runs"])
+display(times.set_index("chapter"))
+display(Markdown(f"Chapters before this one took {times['seconds'].sum():.0f} s in total under the "
+                 f"**{profile}** profile. A *reused* run was found finished in its run directory (same "
+                 "configuration, from an earlier build) and was not trained again."))

@@ -1,7 +1,8 @@
 """Where medvision looks for data and keeps its caches.
 
 The data root is resolved as timm and torchvision users expect: an explicit argument wins, then the
-``MEDVISION_DATA`` environment variable, then the per-user cache directory.
+``MEDVISION_DATA`` environment variable, then the per-user cache directory; the files the package ships are
+searched last.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import os
 from pathlib import Path
 
 ENV_VAR = "MEDVISION_DATA"
-#: Data shipped inside a source checkout (the two small official MedMNIST files).
-BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def user_cache_dir() -> Path:
@@ -38,10 +37,14 @@ def resolve_data_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def search_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Data roots to search for a file, in order: the resolved root, then the bundled data (if any)."""
+    """Data roots to search for a file, in order: the resolved root, then the files medvision ships (the two
+    small official MedMNIST files in ``medvision/resources/medmnist/``)."""
+    from medvision.resources import bundled_data_dir
+
     roots = [resolve_data_root(root)]
-    if BUNDLED_DATA.is_dir() and BUNDLED_DATA not in roots:
-        roots.append(BUNDLED_DATA)
+    bundled = bundled_data_dir()
+    if bundled is not None and bundled not in roots:
+        roots.append(bundled)
     return roots
 
 
