@@ -23,7 +23,12 @@ import yaml
 import medvision
 from medvision import run_log
 from medvision.atomic import write_json_atomic
-from medvision.install_cell import INSTALL_TAG, install_cell_source, repository_url, write_install_cells
+from medvision.install_cell import (
+    INSTALL_TAG,
+    install_cell_source,
+    repository_url,
+    write_install_cells,
+)
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"

@@ -39,7 +39,10 @@ def repository_url(root: Path) -> str:
 
         urls = tomllib.loads(text).get("project", {}).get("urls", {})
         return str(urls.get("Repository", ""))
-    from importlib.metadata import PackageNotFoundError, metadata  # Python 3.10: the installed metadata
+    from importlib.metadata import (  # Python 3.10: the installed metadata
+        PackageNotFoundError,
+        metadata,
+    )
 
     try:
         entries = metadata("medvision").get_all("Project-URL") or []

@@ -11,7 +11,12 @@ import nbformat
 import pytest
 
 from medvision.book import check_notebooks
-from medvision.install_cell import INSTALL_TAG, install_cell_source, repository_url, write_install_cells
+from medvision.install_cell import (
+    INSTALL_TAG,
+    install_cell_source,
+    repository_url,
+    write_install_cells,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
