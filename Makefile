@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.medvision-installed
 export MPLBACKEND ?= Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test unit notebooks book-smoke browser lint bench sync clean venv
+.PHONY: book test unit notebooks book-smoke browser lint bench sync clean venv lab
 
 venv: $(STAMP)
 
@@ -39,11 +39,17 @@ notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider notebooks/
 
 # Built in a staging copy so that `make test` never overwrites the book that `make book` produced.
+SMOKE_BOOK ?= _build/smoke
 book-smoke: $(STAMP)
-	$(BIN)/python -m medvision.book --profile smoke --stage _build/smoke
+	$(BIN)/python -m medvision.book --profile smoke --stage $(SMOKE_BOOK)
 
 browser: $(STAMP) book-smoke
 	MEDVISION_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q -rs tests/test_browser.py
+
+## make lab: JupyterLab on the chapters with the medvision kernel (py:percent twins open as notebooks too)
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(STAMP)
 	$(BIN)/ruff check medvision tests bench notebooks

@@ -97,7 +97,8 @@ def check_notebooks(folder: Path) -> list[str]:
     import nbformat
 
     problems = []
-    install_source = install_cell_source(repository_url(folder.parent))
+    project = next((p for p in (folder, *folder.resolve().parents) if (p / "pyproject.toml").is_file()), None)
+    install_source = install_cell_source(repository_url(project) if project else "")
     for ipynb in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(ipynb, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]

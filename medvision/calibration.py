@@ -101,17 +101,59 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, split: str, max
     return float(log_t.exp().item())
 
 
+def _bin_index(conf: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The bin of each confidence (``edges[b] < conf <= edges[b + 1]``; zero goes to the first bin)."""
+    return np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, len(edges) - 2)
+
+
+def _binned_errors(bins: np.ndarray, conf: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[float, float]:
+    """ECE and MCE from each case's bin, confidence and correctness: with per-bin sums, ECE is
+    ``sum |correct - confidence| / n`` and MCE the largest per-bin gap of the means."""
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, conf, n_bins))
+    seen = count > 0
+    return float(gap.sum() / count.sum()), float((gap[seen] / count[seen]).max())
+
+
+class _CalibrationTerms:
+    """Per-case terms of every calibration metric at each temperature, computed once, so that the table of a
+    bootstrap resample costs a few ``bincount`` calls instead of a softmax and a data frame per metric."""
+
+    def __init__(self, logits: torch.Tensor, targets: torch.Tensor, temperatures: dict[str, float], n_bins: int):
+        self.n_bins = n_bins
+        self.width_edges = np.linspace(0, 1, n_bins + 1)
+        y = np.asarray(targets.detach().cpu().long())
+        self.terms = {}
+        for name, t in temperatures.items():
+            scaled = logits.detach().float().cpu() / t
+            p = _as_probs(scaled.softmax(1))
+            conf = p.max(axis=1)
+            self.terms[name] = {
+                "conf": conf, "correct": (p.argmax(axis=1) == y).astype(float),
+                "width_bin": _bin_index(conf, self.width_edges),
+                "brier": ((p - np.eye(p.shape[1])[y]) ** 2).sum(axis=1),
+                "nll": F.cross_entropy(scaled, torch.from_numpy(y), reduction="none").double().numpy(),
+            }
+
+    def table(self, idx: np.ndarray | None = None) -> pd.DataFrame:
+        """The calibration table of the cases ``idx`` (all cases when ``None``)."""
+        rows = {}
+        for name, t in self.terms.items():
+            conf, correct, width_bin, brier, nll = (t[k] if idx is None else t[k][idx]
+                                                    for k in ("conf", "correct", "width_bin", "brier", "nll"))
+            ece, mce = _binned_errors(width_bin, conf, correct, self.n_bins)
+            edges = np.quantile(conf, np.linspace(0, 1, self.n_bins + 1))
+            edges[0], edges[-1] = 0.0, 1.0
+            ece_mass, _ = _binned_errors(_bin_index(conf, edges), conf, correct, self.n_bins)
+            rows[name] = {"ece": ece, "ece_equal_mass": ece_mass, "mce": mce, "brier": float(brier.mean()),
+                          "nll": float(nll.mean())}
+        return pd.DataFrame(rows).T
+
+
 def calibration_table(logits: torch.Tensor, targets: torch.Tensor, temperature: float, n_bins: int = 15
                       ) -> pd.DataFrame:
     """ECE (width and mass bins), MCE, Brier and NLL before and after temperature scaling."""
-    rows = {}
-    for name, t in (("before", 1.0), ("after", temperature)):
-        p = (logits.float() / t).softmax(1)
-        rows[name] = {"ece": expected_calibration_error(p, targets, n_bins, "width"),
-                      "ece_equal_mass": expected_calibration_error(p, targets, n_bins, "mass"),
-                      "mce": maximum_calibration_error(p, targets, n_bins), "brier": brier_score(p, targets),
-                      "nll": negative_log_likelihood(logits, targets, t)}
-    return pd.DataFrame(rows).T
+    return _CalibrationTerms(logits, targets, {"before": 1.0, "after": temperature}, n_bins).table()
 
 
 def risk_coverage(probs, targets) -> pd.DataFrame:
@@ -168,12 +210,9 @@ def bootstrap_calibration(logits: torch.Tensor, targets: torch.Tensor, temperatu
     """Percentile bootstrap CIs of ECE, MCE, Brier and NLL before and after temperature scaling."""
     rng = np.random.default_rng(seed)
     n = len(targets)
-    point = calibration_table(logits, targets, temperature, n_bins)
-    draws = []
-    for _ in range(n_resamples):
-        idx = torch.from_numpy(rng.integers(0, n, n))
-        draws.append(calibration_table(logits[idx], targets[idx], temperature, n_bins))
-    stack = np.stack([d.to_numpy() for d in draws])
+    terms = _CalibrationTerms(logits, targets, {"before": 1.0, "after": temperature}, n_bins)
+    point = terms.table()
+    stack = np.stack([terms.table(rng.integers(0, n, n)).to_numpy() for _ in range(n_resamples)])
     lo = np.nanpercentile(stack, (1 - level) / 2 * 100, axis=0)
     hi = np.nanpercentile(stack, (1 + level) / 2 * 100, axis=0)
     rows = []

@@ -289,3 +289,16 @@ def plot_image_grid(images: Sequence[np.ndarray], titles: Sequence[str], ncols: 
                 fontsize=6, bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "edgecolor": "none"})
     ax.set_axis_off()
     return fig, ax
+
+
+def plot_speedups(rows: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Horizontal bars of medvision's speed-up over a plain PyTorch loop (``ratio`` column), one bar per row
+    labelled by its ``label`` column, with parity (1x) marked."""
+    fig, ax = _fig_ax(ax, (7, 0.45 * len(rows) + 1.2))
+    sns.barplot(data=rows, x="ratio", y="label", ax=ax, color="C0", orient="h")
+    ax.axvline(1.0, color="0.3", lw=1, ls="--")
+    for bar, ratio in zip(ax.patches, rows["ratio"], strict=False):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio:.2f}x", va="center", fontsize=9)
+    ax.set_xlabel("images/s of medvision / images/s of the plain PyTorch loop")
+    ax.set_ylabel("")
+    return fig, ax

@@ -32,6 +32,7 @@ from medvision.atomic import write_text_atomic
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader, epoch_order
+from medvision.fusion import folded_for_inference
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
 from medvision.models import TTA_MODES, mean_probability_logits, with_tta
@@ -345,14 +346,17 @@ def _as_model_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
                    amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets of every batch, in eval mode under ``torch.inference_mode``; under DDP gathered from
-    all ranks in sample order."""
+    """Logits and targets of every batch, in eval mode under ``torch.inference_mode`` with BatchNorm folded into
+    the convolutions (:mod:`medvision.fusion`); under DDP gathered from all ranks in sample order."""
     model.eval()
-    logits, targets = [], []
+    logits, targets, net = [], [], None
     for x, y in loader:
+        x = _as_model_input(x, device)
+        if net is None:  # BatchNorm folded into the convolutions, where that leaves the outputs unchanged
+            net = model if distributed.info().enabled else folded_for_inference(model, x[:2])
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                                     enabled=amp_dtype is not None):
-            logits.append(model(_as_model_input(x, device)).float().cpu())
+            logits.append(net(x).float().cpu())
         targets.append(y.cpu())
     out_logits = torch.cat(logits) if logits else torch.empty(0, 0)
     out_targets = torch.cat(targets) if targets else torch.empty(0, dtype=torch.long)

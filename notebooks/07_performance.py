@@ -38,16 +38,21 @@ dataset: str = "pneumoniamnist"  # data set of the training chapter's runs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>)
 bench_epochs: int = 1  # epochs timed by each benchmark
 head_bench_images: int = 400  # training images of the head-only benchmark (0: all)
+train_bench_batches: int = 2  # training batches per round of the training-throughput benchmark
+train_bench_rounds: int = 1  # alternating rounds (plain loop, medvision) of that benchmark; the median is shown
+train_bench_sizes: list = [64]  # input sizes of that benchmark
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from medvision import book, evaluation, experiment
+from medvision import book, evaluation, experiment, plots
 
 data_bench = book.run_bench("data_pipeline", "--epochs", str(bench_epochs))
 head_bench = book.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
+train_bench = book.run_bench("train_throughput", "--batches", str(train_bench_batches), "--rounds",
+                             str(train_bench_rounds), "--sizes", *map(str, train_bench_sizes))
 display(book.run_banner(profile, data_pipeline_images=f"{data_bench['images']} ({data_bench['data']})",
                         head_only_images=head_bench["images"], bench_epochs=bench_epochs))
 if data_bench["fallback"]:
@@ -77,6 +82,20 @@ display(Markdown(
     f"{data_bench['first_epoch_ratio']:.1f}x). Head-only epochs on cached features are "
     f"{head_bench['ratio']:.0f}x faster than running the frozen backbone; over 20 epochs, extraction "
     f"included, {head_bench['ratio_20_epochs_with_extraction']:.1f}x."))
+
+# %% [markdown]
+# ## Training and evaluation against a plain PyTorch loop
+#
+# `bench/train_throughput.py` times medvision's training step (`train_one_epoch` as `fit` runs it) and its
+# evaluation (`evaluate`) against the loop a user would write in twenty lines — same model, ImageNet weights,
+# images, batch, flips, optimizer and gradient clipping — alternating the two round by round.
+
+# %%
+speed = pd.DataFrame(train_bench["rows"])
+speed["label"] = [f"{r.kind} {r.strategy} {r.size}px".replace(" - ", " ") for r in speed.itertuples()]
+fig, ax = plots.plot_speedups(speed)
+ax.set_title(f"EfficientNet-Lite0, batch {train_bench['batch']}, {train_bench['threads']} threads")
+display(speed.set_index("label")[["plain_images_per_s", "medvision_images_per_s", "ratio"]].round(2))
 
 # %% [markdown]
 # ## Training time per epoch, by strategy

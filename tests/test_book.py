@@ -111,7 +111,6 @@ def test_install_cell_is_a_no_op_here_and_never_run_by_the_book(tmp_path):
     full = json.loads((REPO / "notebooks" / "01_eda.ipynb").read_text())
     install = next(c for c in full["cells"] if "install" in c["metadata"].get("tags", []))
     source = "".join(install["source"])
-    assert len([line for line in source.splitlines() if not line.startswith("#")]) == 1  # one line
     # medvision is importable here, so the cell must not call pip.
     proc = subprocess.run([sys.executable, "-c", source.replace("subprocess.check_call", "exit")],
                           capture_output=True, text=True, timeout=60)
@@ -138,6 +137,37 @@ def test_executed_eda_page_has_figures(tmp_path, monkeypatch):
     text = json.dumps(outputs)
     assert "Smoke profile" in text and "pneumoniamnist_28" in text
     assert (tmp_path / "book" / "generated" / "_run.json").is_file()
+    # the parameters show once: the notebook's defaults cell is removed from the page, papermill's cell lists
+    # every parameter with the value the run used
+    defaults = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    injected = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert "remove-cell" in defaults["metadata"]["tags"]
+    assert "remove-cell" not in injected["metadata"].get("tags", [])
+    shown = "".join(injected["source"])
+    assert shown.startswith("# Parameters of this run")
+    names = [line.split(":")[0] for line in "".join(defaults["source"]).splitlines() if line and line[0].isalpha()]
+    assert [line.split(":")[0] for line in shown.splitlines()[1:]] == names
+    assert 'profile: str = "smoke"  # profile that produced this page' in shown
+    assert "max_stats_images: int = 200  #" in shown  # the smoke profile's value, the notebook's comment
+
+
+def test_run_log_counts_trained_and_reused_runs_per_chapter(tmp_path, monkeypatch):
+    from medvision import run_log
+    from medvision.book import describe_runs, run_record
+
+    record = tmp_path / "_run.json"
+    record.write_text(json.dumps({"notebooks": {"02_training_strategies": {"seconds": 9.0},
+                                                "07_performance": {"seconds": 1.0}}}))
+    run_log.note_run(3)  # outside a book build: nothing is written
+    assert not list(tmp_path.glob("_runs_*"))
+    monkeypatch.setenv("MEDVISION_RUN_RECORD", str(record))
+    monkeypatch.setenv("MEDVISION_CHAPTER", "02_training_strategies")
+    for epochs in (4, 0, 0):
+        run_log.note_run(epochs)
+    chapters = run_record()["notebooks"]
+    assert chapters["02_training_strategies"]["runs"] == {"trained": 1, "reused": 2}
+    assert describe_runs(chapters["02_training_strategies"]["runs"]) == "1 trained, 2 reused"
+    assert describe_runs(chapters["07_performance"]["runs"]) == "—"
 
 
 def test_run_record_follows_the_runner(tmp_path, monkeypatch):

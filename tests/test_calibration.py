@@ -4,6 +4,7 @@ import torch
 
 from medvision.calibration import (
     accuracy_at_coverage,
+    bootstrap_calibration,
     brier_score,
     calibration_table,
     classwise_calibration,
@@ -81,3 +82,25 @@ def test_classwise_calibration():
     table = classwise_calibration(logits.softmax(1), y, ["a", "b", "c"])
     assert (table["ece"] < 0.02).all()
     assert np.allclose(table["mean_prob"], table["frequency"], atol=0.02)
+
+
+def test_calibration_table_equals_the_metric_functions_and_the_bootstrap_its_resamples():
+    logits, y = calibrated_sample(n=700, sharpen=2.0, seed=3)
+    t = 1.7
+    table = calibration_table(logits, y, t, n_bins=15)
+    for name, temp in (("before", 1.0), ("after", t)):
+        p = (logits / temp).softmax(1)
+        expected = {"ece": expected_calibration_error(p, y, 15, "width"),
+                    "ece_equal_mass": expected_calibration_error(p, y, 15, "mass"),
+                    "mce": maximum_calibration_error(p, y, 15), "brier": brier_score(p, y),
+                    "nll": torch.nn.functional.cross_entropy(logits / temp, y).item()}
+        for metric, value in expected.items():
+            assert table.loc[name, metric] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, metric)
+    boot = bootstrap_calibration(logits, y, t, n_resamples=50, seed=4)
+    rng = np.random.default_rng(4)
+    draws = [calibration_table(logits[torch.from_numpy(i)], y[torch.from_numpy(i)], t)
+             for i in (rng.integers(0, 700, 700) for _ in range(50))]
+    ece_after = np.array([d.loc["after", "ece"] for d in draws])
+    assert boot.loc[("ece", "after"), "lower"] == pytest.approx(np.percentile(ece_after, 2.5), rel=1e-9)
+    assert boot.loc[("ece", "after"), "upper"] == pytest.approx(np.percentile(ece_after, 97.5), rel=1e-9)
+    assert boot.loc[("ece", "after"), "estimate"] == table.loc["after", "ece"]

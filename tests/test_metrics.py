@@ -65,3 +65,29 @@ def test_predictions_table():
     table = predictions_table(logits, torch.tensor([0, 0]), ["s1", "s2"], ["neg", "pos"], temperature=2.0)
     assert table["predicted"].tolist() == ["neg", "pos"] and table["correct"].tolist() == [True, False]
     assert np.isclose(table.loc[0, "p[neg]"], torch.tensor([1.0, 0.0]).softmax(0)[0].item())
+
+
+def test_bootstrap_resamples_equal_torchmetrics_on_the_same_cases():
+    """The fast resample metrics (confusion counts, weighted Mann-Whitney AUROC) are torchmetrics' numbers,
+    ties, absent classes and classes never predicted included."""
+    from torchmetrics.functional.classification import multiclass_f1_score, multiclass_recall
+
+    from medvision.metrics import _ResampleTerms
+
+    g = torch.Generator().manual_seed(1)
+    for n, c in ((60, 2), (45, 4), (12, 3)):
+        logits = torch.randn(n, c, generator=g).round(decimals=1)  # rounded: tied scores
+        logits[:, -1] -= 3  # the last class is rarely predicted
+        y = torch.randint(0, c, (n,), generator=g)
+        terms = _ResampleTerms(logits, y)
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            idx = rng.integers(0, n, n)
+            fast, f1, recall = terms.metrics(idx)
+            i = torch.from_numpy(idx)
+            slow = classification_metrics(logits[i], y[i])
+            for k, v in slow.items():
+                assert (math.isnan(v) and math.isnan(fast[k])) or np.isclose(fast[k], v, atol=1e-6), (n, c, k)
+            probs = logits[i].softmax(1)
+            assert np.allclose(f1, multiclass_f1_score(probs, y[i], num_classes=c, average=None).numpy(), atol=1e-6)
+            assert np.allclose(recall, multiclass_recall(probs, y[i], num_classes=c, average=None).numpy(), atol=1e-6)

@@ -91,6 +91,7 @@ def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch, s
     monkeypatch.undo()
     assert len(pd.read_csv(tmp_path / "b" / "history.csv")) < 4
     resumed = fit(model_for(), *loaders(small), cfg, strategy, tmp_path / "b", ("m", "b"), resume=True)
+    assert 0 < resumed.extra["epochs_trained"] < full.extra["epochs_trained"] == cfg.epochs
     cols = [c for c in full.history if c != "seconds"]
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
     assert resumed.best_metrics == full.best_metrics
@@ -259,6 +260,7 @@ def test_early_stopping_and_resuming_a_finished_run(small, tmp_path, monkeypatch
     monkeypatch.setattr(training, "train_one_epoch", lambda *a, **k: pytest.fail("a finished run trained again"))
     again = fit(model_for(), tr, va, cfg, StrategyConfig("full"), tmp_path, ("m", "b"), resume=True)
     assert len(again.history) == 2 and again.best_epoch == 1
+    assert (first.extra["epochs_trained"], again.extra["epochs_trained"]) == (2, 0)  # the book's "reused"
 
 
 def test_weight_average_is_scored_selected_and_returned(small, tmp_path):

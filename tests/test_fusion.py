@@ -1,0 +1,54 @@
+"""BatchNorm folding for evaluation: same outputs, original untouched, refused where child order misleads."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from medvision.fusion import fold_batchnorm, folded_for_inference
+
+
+@pytest.mark.parametrize("arch", ["test_efficientnet", "test_resnet", "tf_efficientnet_lite0"])
+def test_folded_copy_matches_and_leaves_the_model_alone(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=3)
+    model.train()
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for _ in range(3):
+            model(torch.randn(8, 3, 48, 48))
+    before = copy.deepcopy(model.state_dict())
+    x = torch.randn(4, 3, 48, 48).contiguous(memory_format=torch.channels_last)
+    net = folded_for_inference(model, x[:2])
+    assert net is not model
+    assert fold_batchnorm(model)[1] > 0
+    norms = [sum(isinstance(m, nn.BatchNorm2d) for m in n.modules()) for n in (model, net)]
+    assert norms[1] == norms[0] - fold_batchnorm(model)[1]
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+class CalledInAnotherOrder(nn.Module):
+    """A BatchNorm registered after a convolution but applied before it: folding would be wrong."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.conv(self.bn(x)).mean((2, 3))
+
+
+def test_a_copy_that_differs_is_not_used():
+    torch.manual_seed(0)
+    model = CalledInAnotherOrder()
+    model.bn.running_mean.fill_(0.5)
+    model.bn.running_var.fill_(4.0)
+    assert fold_batchnorm(model)[1] == 1  # structurally a pair ...
+    assert folded_for_inference(model, torch.randn(2, 3, 8, 8)) is model  # ... but its outputs differ
