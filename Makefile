@@ -58,6 +58,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/head_only.py
+	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/book_jobs.py
 
 ## make sync: write the install cell (from pyproject.toml's [project.urls]) into every notebook, then re-pair
