@@ -79,8 +79,6 @@ def ensure_kernel() -> None:
     install(kernel_name=KERNEL_NAME, display_name="Python (medvision)", prefix=sys.prefix)
 
 
-
-
 def without_install_cells(path: Path):
     """The notebook at ``path`` without its ``install``-tagged cells (an ``nbformat`` node)."""
     import nbformat
