@@ -39,9 +39,8 @@ notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider notebooks/
 
 # Built in a staging copy so that `make test` never overwrites the book that `make book` produced.
-SMOKE_BOOK ?= _build/smoke
 book-smoke: $(STAMP)
-	$(BIN)/python -m medvision.book --profile smoke --stage $(SMOKE_BOOK)
+	$(BIN)/python -m medvision.book --profile smoke --stage _build/smoke
 
 browser: $(STAMP) book-smoke
 	MEDVISION_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q -rs tests/test_browser.py
