@@ -109,7 +109,8 @@ def package_weights_file(name: str) -> Path:
     if target.is_file():
         return target
     state = torch.load(source, map_location="cpu", weights_only=True)
-    model = timm.create_model(name, pretrained=False)
+    with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's seeded generator:
+        model = timm.create_model(name, pretrained=False)  # else a run's head init depends on this cache
     converted = convert_efficientnet_pytorch(state, model)
     own = model.state_dict()
     converted = {k: v for k, v in converted.items() if k in own or not k.endswith("num_batches_tracked")}
