@@ -22,16 +22,10 @@ from medvision.data.cache import TensorCache
 from medvision.data.config import DataConfig
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
+from medvision.devices import autocast_dtype, resolve_device
 from medvision.models import create_model, with_tta
 from medvision.strategies import StrategyConfig
-from medvision.training import (
-    TrainConfig,
-    autocast_dtype,
-    evaluate,
-    fit,
-    resolve_device,
-    seed_everything,
-)
+from medvision.training import TrainConfig, evaluate, fit, seed_everything
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from medvision.atomic import write_text_atomic
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader, epoch_order
+from medvision.devices import autocast_dtype, resolve_device
 from medvision.fusion import folded_for_inference
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
@@ -63,7 +64,8 @@ class TrainConfig:
             except ``loss``).
         patience: Epochs without improvement before stopping; 0 never stops early.
         grad_clip: Max gradient norm; 0 disables clipping.
-        amp: Mixed precision on CUDA: ``auto`` (bf16 where supported), ``bf16``, ``fp16`` or ``off``.
+        amp: Mixed precision: ``auto`` (on CUDA bf16 where supported, else fp16; full precision on the CPU),
+            ``bf16`` (CUDA or CPU), ``fp16`` (CUDA only) or ``off`` (see :func:`medvision.devices.autocast_dtype`).
         channels_last: Use channels-last memory format (on CPU too, where oneDNN's convolutions are faster in it).
         seed: Seed of weights init, dropout, shuffling and augmentation.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
@@ -125,21 +127,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device``, or ``None`` for full precision (always on CPU)."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
 
 
 def _better(score: float, best: float, monitor: str) -> bool:
@@ -420,7 +407,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
     channels_last = cfg.channels_last  # faster on CPU (oneDNN) as on CUDA: measured in bench/train_throughput.py
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
