@@ -175,7 +175,8 @@ def _predict(args: argparse.Namespace) -> int:
     from medvision.inference import Predictor, image_files
 
     abstain: bool | float = args.threshold if args.threshold is not None else args.abstain
-    predictor = Predictor.from_bundle(args.bundle, device=args.device, abstain=abstain, batch_size=args.batch_size)
+    predictor = Predictor.from_bundle(args.bundle, device=args.device, abstain=abstain, batch_size=args.batch_size,
+                                      backend=args.backend)
     files = image_files(args.inputs)
     if not files:
         raise FileNotFoundError(f"no image files in {' '.join(args.inputs)}")
@@ -311,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                    help="auto: the bundle's model.onnx under ONNX Runtime on the CPU when present, else torch")
     pr.add_argument("--abstain", action="store_true", help="flag cases below the bundle's abstention threshold")
     pr.add_argument("--threshold", type=float, default=None, help="abstain below this confidence instead")
     pr.add_argument("--quiet", action="store_true")

@@ -5,12 +5,14 @@ weights and bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``): one pass over th
 Pairs are found structurally (a ``Conv2d`` child followed by a ``BatchNorm2d`` child of the same module, the
 layout of timm's EfficientNet, MobileNet and ResNet blocks); because a module's child order need not be its
 call order, the folded copy is checked against the original on a small batch and dropped if they differ.
-The original network is never modified.
+The original network is never modified. The folded copy is kept (weakly, per network) until a parameter or
+buffer of the original changes, so repeated evaluations of one checkpoint fold it once.
 """
 
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 from torch import nn
@@ -39,16 +41,31 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     return folded, count
 
 
+_FOLDED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _state_signature(model: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or modified in place (an optimizer step, a
+    ``load_state_dict``, a device move): tensors count their in-place writes in ``_version``."""
+    return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in (*model.parameters(), *model.buffers()))
+
+
 @torch.inference_mode()
 def folded_for_inference(model: nn.Module, sample: torch.Tensor, atol: float = 1e-3) -> nn.Module:
     """``model`` with BatchNorms folded where that leaves its outputs on ``sample`` unchanged (within ``atol``
     relative to their scale), else ``model`` itself, in eval mode either way."""
     model.eval()
+    signature = _state_signature(model)
+    cached = _FOLDED.get(model)
+    if cached is not None and cached[0] == signature:
+        return cached[1].eval()
     folded, count = fold_batchnorm(model)
-    if not count:
-        return model
-    reference, candidate = model(sample), folded(sample)
-    if reference.shape != candidate.shape:
-        return model
-    scale = reference.abs().max().clamp_min(1.0)
-    return folded if bool(((reference - candidate).abs().max() / scale) <= atol) else model
+    chosen = model
+    if count:
+        reference, candidate = model(sample), folded(sample)
+        if reference.shape == candidate.shape:
+            scale = reference.abs().max().clamp_min(1.0)
+            chosen = folded if bool(((reference - candidate).abs().max() / scale) <= atol) else model
+    if chosen is not model:  # a cached copy referring back to the model would keep it alive
+        _FOLDED[model] = (signature, chosen)
+    return chosen

@@ -1,3 +1,5 @@
+import importlib.util
+
 from medvision.cli import main
 
 
@@ -106,6 +108,12 @@ def test_train_evaluate_export_predict_end_to_end(shared_data, tmp_path, capsys)
                  str(tmp_path / "one.json")]) == 0
     one = json.loads((tmp_path / "one.json").read_text())
     assert one[0]["label"] in ("NORMAL", "PNEUMONIA") and len(one[0]["top_k"]) == 2
+    assert main(["predict", str(bundle), str(images), "--backend", "torch", "--abstain", "--out",
+                 str(tmp_path / "t.csv")]) == 3
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv"), table)  # auto = torch: no model.onnx here
+    if importlib.util.find_spec("onnxruntime"):
+        assert main(["predict", str(bundle), str(images), "--backend", "onnx"]) == 2
+        assert "has no model.onnx" in capsys.readouterr().err
 
 
 def test_train_rejects_bad_overrides(capsys):

@@ -52,3 +52,21 @@ def test_a_copy_that_differs_is_not_used():
     model.bn.running_var.fill_(4.0)
     assert fold_batchnorm(model)[1] == 1  # structurally a pair ...
     assert folded_for_inference(model, torch.randn(2, 3, 8, 8)) is model  # ... but its outputs differ
+
+
+def test_the_folded_copy_is_reused_until_the_weights_change():
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=2)
+    x = torch.randn(2, 3, 32, 32)
+    first = folded_for_inference(model, x)
+    assert folded_for_inference(model, x) is first  # unchanged weights: folded once
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model.train()
+    model(torch.randn(4, 3, 32, 32)).sum().backward()
+    optimizer.step()  # in-place update of every parameter
+    second = folded_for_inference(model, x)
+    assert second is not first
+    with torch.inference_mode():
+        torch.testing.assert_close(second(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    assert folded_for_inference(model, x) is not second

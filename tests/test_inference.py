@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import json
 
@@ -148,3 +149,39 @@ def test_flip_tta_run_is_selected_scored_exported_and_predicted_with_flips(share
     probs = predictor.predict_proba([im.transpose(1, 2, 0) for im in images])
     torch.testing.assert_close(probs, (ev.test_logits / ev.temperature).softmax(1), atol=1e-5, rtol=0)
     assert predictor.explain(images[0].transpose(1, 2, 0))[0].ndim == 3
+
+
+def test_torch_backend_folds_batchnorm_and_keeps_the_eager_probabilities(tiny_bundle, predictor):
+    assert predictor.backend == "torch" and "backend=torch" in repr(predictor)
+    eager = Predictor.from_bundle(tiny_bundle, device="cpu")
+    assert predictor.model is not predictor.net  # a folded copy; Grad-CAM keeps the original
+    x = torch.rand(4, 3, predictor.pre.input_size, predictor.pre.input_size)
+    with torch.no_grad():
+        expected = predictor.net(x)
+    torch.testing.assert_close(eager.logits(x), expected, atol=1e-4, rtol=0)
+
+
+def test_onnx_backend_gives_the_torch_probabilities(tiny_run, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
+    from medvision.export import export_bundle
+
+    out = export_bundle(tiny_run, tmp_path / "onnx", formats=("onnx",))
+    auto = Predictor.from_bundle(out, device="cpu")
+    torch_backend = Predictor.from_bundle(out, device="cpu", backend="torch")
+    assert auto.backend == "onnx" and torch_backend.backend == "torch"
+    images, _ = load_run(tiny_run).cache.split("test")
+    batch = [im.transpose(1, 2, 0) for im in images]
+    torch.testing.assert_close(auto.predict_proba(batch), torch_backend.predict_proba(batch), atol=1e-4, rtol=0)
+    assert auto.predict(batch[0]).label == torch_backend.predict(batch[0]).label
+
+
+def test_backend_errors(tiny_bundle):
+    from medvision.bundle import BundleError
+
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Predictor.from_bundle(tiny_bundle, device="cpu", backend="tensorrt")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        with pytest.raises(BundleError, match="has no model.onnx"):
+            Predictor.from_bundle(tiny_bundle, device="cpu", backend="onnx")
+    assert Predictor.from_bundle(tiny_bundle, device="cpu").backend == "torch"  # auto: no model.onnx
