@@ -7,6 +7,10 @@ evaluation); medvision's side is what ``fit`` and ``evaluate`` run. The two alte
 ratios hold on a noisy machine; the median of the rounds is reported.
 
     python bench/train_throughput.py [--batches 8] [--rounds 3] [--sizes 64 128] [--json out.json]
+        [--seeds 0 1 2 --score-epochs 3 --score-train-images 1500]
+
+With ``--seeds`` it also measures, seed by seed, the wall time medvision's ``fit`` (one-cycle schedule) needs to
+reach the validation score a plain loop ends with (cosine schedule), and both final test scores (``time_to_score.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from predict_throughput import prediction_rows
+from time_to_score import time_to_score
 
 from medvision.data import (
     AugmentConfig,
@@ -109,6 +115,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="model input sizes")
     parser.add_argument("--strategies", nargs="+", default=["full", "last_k:2"])
     parser.add_argument("--eval-images", type=int, default=1024)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], help="seeds of the time-to-score runs (none: skip)")
+    parser.add_argument("--score-epochs", type=int, default=3, help="epochs of the plain loop and of fit")
+    parser.add_argument("--score-train-images", type=int, default=0, help="training images (0: the whole split)")
+    parser.add_argument("--score-size", type=int, default=64, help="input size of the time-to-score runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -143,15 +153,23 @@ def main() -> None:
             m.append(medvision_eval(model, loader))
         rows.append({"kind": "evaluate", "strategy": "-", "size": size, "plain_images_per_s": statistics.median(p),
                      "medvision_images_per_s": statistics.median(m)})
+        rows += prediction_rows(copy.deepcopy(base), np.asarray(u8[:n]), cfg, size, args.rounds, plain_eval, images[:n])
     print(f"EfficientNet-Lite0, batch {BATCH}, torch threads {torch.get_num_threads()}, {args.rounds} rounds "
           f"(median), {args.batches} training batches per round")
     for r in rows:
         r["ratio"] = r["medvision_images_per_s"] / r["plain_images_per_s"]
-        print(f"{r['kind']:8s} {r['strategy']:9s} {r['size']:4d}px  plain {r['plain_images_per_s']:7.1f}  "
+        print(f"{r['kind']:14s} {r['strategy']:20s} {r['size']:4d}px  plain {r['plain_images_per_s']:7.1f}  "
               f"medvision {r['medvision_images_per_s']:7.1f} images/s  ratio {r['ratio']:.2f}x")
+    scores = time_to_score(base, cache, cfg, args.score_size, args.score_epochs, args.seeds, args.score_train_images)
+    for r in scores:
+        reached = (f"{r['medvision_seconds_to_target']:.0f} s, ratio {r['ratio']:.2f}x" if r["ratio"]
+                   else "not reached")
+        print(f"seed {r['seed']}: plain {r['epochs']} epochs {r['plain_seconds']:.0f} s to val macro-F1 "
+              f"{r['target_val_macro_f1']:.3f}; medvision {reached}; test accuracy plain "
+              f"{r['plain_test_accuracy']:.3f} medvision {r['medvision_test_accuracy']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "batch": BATCH, "rounds": args.rounds,
-                                         "rows": rows}, indent=1))
+                                         "rows": rows, "time_to_score": scores}, indent=1))
 
 
 if __name__ == "__main__":

@@ -302,3 +302,21 @@ def plot_speedups(rows: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, A
     ax.set_xlabel("images/s of medvision / images/s of the plain PyTorch loop")
     ax.set_ylabel("")
     return fig, ax
+
+
+def plot_time_to_score(rows: list[dict], monitor: str = "macro_f1", ax: Axes | None = None
+                       ) -> tuple[Figure, Axes]:
+    """Validation ``monitor`` against wall-clock seconds, epoch by epoch, of the plain loop (dashed) and of
+    medvision's ``fit`` (solid), one colour per seed, with each seed's target (the plain loop's final score)
+    dotted: rows as ``bench/train_throughput.py --seeds`` writes them."""
+    fig, ax = _fig_ax(ax, (7, 4))
+    for i, row in enumerate(rows):
+        colour = f"C{i % 10}"
+        for key, style, who in (("plain_timeline", "--", "plain"), ("medvision_timeline", "-", "medvision")):
+            t, score = zip(*([(0.0, float("nan"))] + [tuple(p) for p in row[key]]), strict=True)
+            ax.plot(t, score, style, marker="o", color=colour, label=f"seed {row['seed']}: {who}")
+        ax.axhline(row[f"target_val_{monitor}"], color=colour, lw=0.8, ls=":")
+    ax.set_xlabel("wall-clock seconds (training, validation and checkpoints)")
+    ax.set_ylabel(f"validation {monitor}")
+    ax.legend(fontsize=8, ncols=2)
+    return fig, ax

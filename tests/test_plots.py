@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -73,3 +74,17 @@ def test_gradcam_maps_and_overlay():
     assert maps.shape == (2, 32, 32) and maps.min() >= 0 and maps.max() <= 1
     out = overlay(np.zeros((32, 32, 3), np.uint8), maps[0])
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_speedup_bars_and_time_to_score_lines():
+    rows = pd.DataFrame({"label": ["train full 64px", "evaluate 64px"], "ratio": [1.8, 2.2]})
+    fig, ax = plots.plot_speedups(rows)
+    assert [round(p.get_width(), 2) for p in ax.patches] == [1.8, 2.2]
+    assert [t.get_text().strip() for t in ax.texts] == ["1.80x", "2.20x"]
+    scores = [{"seed": s, "target_val_macro_f1": 0.9, "plain_timeline": [[10, 0.8], [20, 0.9]],
+               "medvision_timeline": [[5, 0.85], [10, 0.93]]} for s in (0, 1)]
+    fig, ax = plots.plot_time_to_score(scores)
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() in ("-", "--")]
+    assert len(lines) == 4 and list(lines[1].get_xdata()) == [0.0, 5, 10]
+    assert [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"] == [0.9, 0.9]
+    plt.close("all")
