@@ -29,6 +29,7 @@ from medvision.install_cell import (
     repository_url,
     write_install_cells,
 )
+from medvision.provenance import git_commit
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"
@@ -296,7 +297,7 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     for stale in out_dir.glob("_runs_*.json"):  # run counts of an earlier build
         stale.unlink()
     record = {"profile": profile_name, "medvision": medvision.__version__,
-              "python": platform.python_version(), "git_commit": _git_commit(root), "jobs": jobs,
+              "python": platform.python_version(), "git_commit": git_commit(root), "jobs": jobs,
               "notebooks": {}}
     selected = {nb: {**(params or {}), "profile": profile_name}
                 for nb, params in profile["notebooks"].items() if not only or nb in only}
@@ -374,14 +375,6 @@ def build_html(root: Path, strict: bool = True) -> Path:
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=root)
     return root / "_build" / "html" / "index.html"
-
-
-def _git_commit(root: Path) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def runs_dir(profile: str, dataset: str, override: str = "") -> Path:

@@ -146,7 +146,7 @@ def _write_environment(run_dir: Path, table, seed: int) -> None:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from medvision.book import _git_commit
+    from medvision.provenance import source_commit
 
     versions = {}
     for pkg in ("medvision", "torch", "torchvision", "timm", "torchmetrics", "numpy", "scikit-learn"):
@@ -155,7 +155,7 @@ def _write_environment(run_dir: Path, table, seed: int) -> None:
         except PackageNotFoundError:
             versions[pkg] = "not installed"
     env = {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
-           "git_commit": _git_commit(Path(__file__).resolve().parents[1]), "seed": seed,
+           "git_commit": source_commit(), "seed": seed,
            "data_fingerprint": table.fingerprint(), "data_md5": table.provenance.get("md5", "")}
     write_json_atomic(run_dir / "environment.json", env)
 
