@@ -44,10 +44,18 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 _FOLDED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
 
-def _state_signature(model: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or modified in place (an optimizer step, a
-    ``load_state_dict``, a device move): tensors count their in-place writes in ``_version``."""
-    return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in (*model.parameters(), *model.buffers()))
+def _state_signature(model: nn.Module) -> tuple | None:
+    """Changes whenever a parameter or buffer is replaced or modified: the tensors' identities, their in-place
+    write counters (``_version``) and, for writes that bypass the counter (``p.data.copy_``, BatchNorm's
+    running statistics), their sums. ``None`` when the model holds inference tensors (no counters)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    try:
+        versions = tuple(t._version for t in tensors)
+    except RuntimeError:  # tensors created under inference_mode keep no version counter
+        return None
+    with torch.no_grad():
+        sums = tuple(torch.stack([t.detach().double().sum() for t in tensors]).tolist()) if tensors else ()
+    return tuple(id(t) for t in tensors), versions, sums
 
 
 @torch.inference_mode()
@@ -57,7 +65,7 @@ def folded_for_inference(model: nn.Module, sample: torch.Tensor, atol: float = 1
     model.eval()
     signature = _state_signature(model)
     cached = _FOLDED.get(model)
-    if cached is not None and cached[0] == signature:
+    if signature is not None and cached is not None and cached[0] == signature:
         return cached[1].eval()
     folded, count = fold_batchnorm(model)
     chosen = model
@@ -66,6 +74,6 @@ def folded_for_inference(model: nn.Module, sample: torch.Tensor, atol: float = 1
         if reference.shape == candidate.shape:
             scale = reference.abs().max().clamp_min(1.0)
             chosen = folded if bool(((reference - candidate).abs().max() / scale) <= atol) else model
-    if chosen is not model:  # a cached copy referring back to the model would keep it alive
+    if chosen is not model and signature is not None:  # (caching the model itself would keep it alive)
         _FOLDED[model] = (signature, chosen)
     return chosen

@@ -70,3 +70,18 @@ def test_the_folded_copy_is_reused_until_the_weights_change():
         torch.testing.assert_close(second(x), model.eval()(x), rtol=1e-4, atol=1e-4)
     model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
     assert folded_for_inference(model, x) is not second
+
+
+def test_writes_that_bypass_version_counters_and_inference_tensors_are_not_missed():
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=2)
+    x = torch.randn(2, 3, 32, 32)
+    first = folded_for_inference(model, x)
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    bn.running_mean.data.add_(0.5)  # no version bump: the sums still see it
+    second = folded_for_inference(model, x)
+    assert second is not first
+    with torch.inference_mode():
+        torch.testing.assert_close(second(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+        fresh = timm.create_model("test_efficientnet", num_classes=2)  # inference tensors: folded, never cached
+    assert folded_for_inference(fresh, x) is not folded_for_inference(fresh, x)
