@@ -40,7 +40,7 @@ CLASSIFIERS = {
 def cached_features(model: torch.nn.Module, loaders: dict[str, TensorLoader], cache_dir: str | os.PathLike[str],
                     key: str) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """Pooled features of every split, extracted once and cached in ``cache_dir`` under ``key``."""
-    from medvision.training import extract_features
+    from medvision.feature_cache import extract_features
 
     path = Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     if path.is_file():

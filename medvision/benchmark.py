@@ -7,15 +7,16 @@ macro AUC), which is what :func:`medvision.metrics.classification_metrics` retur
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
 
+from medvision.errors import ConfigError, DataNotFoundError
 from medvision.experiment import ExperimentConfig
 from medvision.resources import anchors_file
+from medvision.run_dir import RunDirectory
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
@@ -54,7 +55,7 @@ def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> 
     for name, overrides in per_dataset.items():
         unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"per_dataset[{name!r}] sets {sorted(unknown)}; a data set may override "
+            raise ConfigError(f"per_dataset[{name!r}] sets {sorted(unknown)}; a data set may override "
                              f"{sorted(known)}")
     return replace(base, **per_dataset.get(dataset, {}))
 
@@ -73,7 +74,7 @@ def load_anchors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     default the one medvision ships (``medvision/resources/anchors/medmnist_v2_benchmark.csv``)."""
     source = anchors_file() if path is None else Path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"published anchors not found at {source}")
+        raise DataNotFoundError(f"published anchors not found at {source}")
     with source.open("r", encoding="utf-8") as fh:
         return pd.read_csv(fh)
 
@@ -85,7 +86,7 @@ def collect(run_dirs: list[Path]) -> pd.DataFrame:
     """
     rows = []
     for d in run_dirs:
-        s = json.loads((d / "summary.json").read_text())
+        s = RunDirectory(d).summary()
         seed_dir, dataset_dir = d.parent, d.parent.parent
         rows.append({"dataset": dataset_dir.name, "run": s["run"], "seed": int(seed_dir.name.removeprefix("seed")),
                      **{f"test_{m}": s["test"][m] for m in METRICS}, **{f"val_{m}": s["val"][m] for m in METRICS}})

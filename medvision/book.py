@@ -23,6 +23,7 @@ import yaml
 import medvision
 from medvision import run_log
 from medvision.atomic import write_json_atomic
+from medvision.errors import ConfigError, NotFoundError
 from medvision.install_cell import (
     INSTALL_TAG,
     install_cell_source,
@@ -42,7 +43,7 @@ def find_repo_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
             return folder
-    raise FileNotFoundError(f"no medvision book (a folder with _config.yml and notebooks/) at or above {here}")
+    raise NotFoundError(f"no medvision book (a folder with _config.yml and notebooks/) at or above {here}")
 
 
 def load_profile(name: str, root: Path) -> dict:
@@ -50,22 +51,22 @@ def load_profile(name: str, root: Path) -> dict:
     path = root / "profiles" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-        raise FileNotFoundError(f"profile {name!r} not found: no {path}; profiles are {known}")
+        raise NotFoundError(f"profile {name!r} not found: no {path}; profiles are {known}")
     profile = yaml.safe_load(path.read_text()) or {}
     notebooks = profile.get("notebooks")
     if not isinstance(notebooks, dict) or not notebooks:
-        raise ValueError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
+        raise ConfigError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
     toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
     needed = [c["file"].rsplit("/", 1)[-1] for part in toc.get("parts", []) for c in part.get("chapters", [])
               if c.get("file", "").startswith(GENERATED.as_posix())]
     missing = [nb for nb in needed if nb not in notebooks]
     if missing:
-        raise ValueError(f"{path} does not run {missing}, which _toc.yml includes; the book would not build")
+        raise ConfigError(f"{path} does not run {missing}, which _toc.yml includes; the book would not build")
     for nb, params in notebooks.items():
         if not (root / "notebooks" / f"{nb}.ipynb").is_file():
-            raise FileNotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")
+            raise NotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")
         if params is not None and not isinstance(params, dict):
-            raise ValueError(f"{path}: parameters of {nb!r} must be a mapping")
+            raise ConfigError(f"{path}: parameters of {nb!r} must be a mapping")
     return profile
 
 
@@ -268,7 +269,7 @@ def schedule(notebooks: Sequence[str], jobs: int, submit, on_done) -> None:
             waiting.remove(nb)
             running[submit(nb)] = nb
         if not running:
-            raise ValueError(f"circular chapter dependencies among {waiting}")
+            raise ConfigError(f"circular chapter dependencies among {waiting}")
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
             nb = running.pop(future)

@@ -18,15 +18,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from medvision.errors import BundleError  # noqa: F401  (raised here; importable from here)
+
 FORMAT = "medvision-bundle"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "bundle.json"
 CARD_FILE = "MODEL_CARD.md"
 
-
-class BundleError(ValueError):
-    """A bundle is missing, tampered with, or does not fit its declared architecture. Names the file."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
+from medvision.errors import ConfigError
+
 Binning = Literal["width", "mass"]
 
 
@@ -35,7 +37,7 @@ def reliability_bins(probs: torch.Tensor | np.ndarray, targets: torch.Tensor | n
         edges = np.quantile(conf, np.linspace(0, 1, n_bins + 1))
         edges[0], edges[-1] = 0.0, 1.0
     else:
-        raise ValueError(f"binning must be 'width' or 'mass', not {binning!r}")
+        raise ConfigError(f"binning must be 'width' or 'mass', not {binning!r}")
     idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
     rows = []
     for b in range(n_bins):

@@ -9,10 +9,7 @@ from typing import Any
 import torch
 
 from medvision.atomic import atomic_path
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated or not a medvision checkpoint. The message names the file."""
+from medvision.errors import CheckpointError  # noqa: F401  (raised here; importable from here)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -16,18 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from medvision.errors import NotFoundError, UserError
+from medvision.run_dir import RunDirectory
+
 EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from medvision.bundle import BundleError
-    from medvision.checkpoints import CheckpointError
-    from medvision.data.errors import DataError, DataNotFoundError, ImageLoadError
-    from medvision.models import WeightsError
-    from medvision.training import RunConfigMismatchError
-
-    return (OSError, ValueError, DataError,
-            DataNotFoundError, ImageLoadError, BundleError, CheckpointError, WeightsError, RunConfigMismatchError)
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -93,7 +85,7 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
     try:
         target = fetch_system(load_system(args.name, data_root=args.data_root))
-    except RuntimeError as exc:  # no handle, no kagglehub, offline: all user-fixable
+    except UserError as exc:  # no handle, no kagglehub, offline: all user-fixable
         print(f"medvision data fetch: {exc}", file=sys.stderr)
         return EXIT_USER
     print(f"{args.name}: data ready at {target}")
@@ -146,10 +138,10 @@ def _resolve_run(path: str) -> Path:
     from medvision.evaluation import best_run
 
     p = Path(path)
-    if (p / "config.yaml").is_file():
+    if RunDirectory(p).is_run():
         return p
     if not p.is_dir():
-        raise FileNotFoundError(f"{p} does not exist")
+        raise NotFoundError(f"{p} does not exist")
     best = best_run(p)
     print(f"{p} holds several runs: exporting {best.name} (best validation macro-F1)", file=sys.stderr)
     return best
@@ -179,11 +171,12 @@ def _predict(args: argparse.Namespace) -> int:
                                       backend=args.backend)
     files = image_files(args.inputs)
     if not files:
-        raise FileNotFoundError(f"no image files in {' '.join(args.inputs)}")
+        raise NotFoundError(f"no image files in {' '.join(args.inputs)}")
     rows, skipped = [], []
-    for start in tqdm(range(0, len(files), args.batch_size), desc="predict", unit="batch",
-                      disable=args.quiet or len(files) <= args.batch_size):
-        batch = files[start:start + args.batch_size]
+    chunk = 8 * args.batch_size  # the predictor decodes batch i+1 while the model runs on batch i within a chunk
+    for start in tqdm(range(0, len(files), chunk), desc="predict", unit="chunk",
+                      disable=args.quiet or len(files) <= chunk):
+        batch = files[start:start + chunk]
         try:
             preds = predictor.predict(batch, top_k=args.top_k)
         except ImageLoadError:  # find the bad files one by one, keep the rest
@@ -342,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"medvision {args.command}: interrupted; finished work is kept (training resumes from last.pt)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except _user_errors() as exc:
+    except UserError as exc:  # anything else is a bug: its traceback is kept (exit status 1)
         print(f"medvision {args.command}: {exc}", file=sys.stderr)
         return EXIT_USER
 

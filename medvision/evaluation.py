@@ -7,24 +7,27 @@ probabilities and raw logits), ``temperature.json`` and ``logits.pt`` (val/test 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 from torch import nn
 
-from medvision.atomic import atomic_path, write_json_atomic
 from medvision.calibration import calibration_table, fit_temperature
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.cache import TensorCache, build_tensor_cache
 from medvision.data.config import DataConfig, load_data
 from medvision.data.loader import TensorLoader
 from medvision.data.splits import apply_manifest
+from medvision.errors import (  # noqa: F401  (MixedRunsError: importable from here)
+    ConfigError,
+    MixedRunsError,
+    RunDirectoryError,
+)
 from medvision.metrics import bootstrap_ci, detailed_metrics, per_class_report, predictions_table
+from medvision.run_dir import RunDirectory, with_defaults
 
 
 @dataclass
@@ -68,23 +71,20 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Loade
     from medvision.experiment import ExperimentConfig, make_loaders
     from medvision.models import create_model
 
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text())
+    rd = RunDirectory(run_dir)
+    config = rd.config()
     if "data_config" not in config or "experiment" not in config:
-        raise ValueError(f"{config_path} lacks data_config/experiment: it was not written by run_strategy")
+        raise ConfigError(f"{rd / rd.CONFIG} lacks data_config/experiment: it was not written by run_strategy")
     data_cfg = data_config_of(config)
-    table = apply_manifest(load_data(data_cfg), run_dir / "split.csv")
+    table = apply_manifest(load_data(data_cfg), rd / rd.SPLIT)
     cache = build_tensor_cache(table, data_cfg.size, resize=data_cfg.resize, progress=False)
     exp = ExperimentConfig(**config["experiment"])
     model = create_model(exp.backbone, table.num_classes, pretrained="none", drop_rate=exp.drop_rate,
                          head_hidden=exp.head_hidden)
-    model.load_state_dict(load_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
+    model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()
     loaders = make_loaders(cache, model, exp, config["train"]["seed"])
-    return LoadedRun(run_dir, config, model, cache, table.class_names, loaders)
+    return LoadedRun(rd.path, config, model, cache, table.class_names, loaders)
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed: int = 0, n_bins: int = 15,
@@ -94,15 +94,12 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     Reuses saved results when they are newer than ``best.pt`` and were made with the same settings.
     """
     from medvision.models import with_tta
-    from medvision.training import predict_logits, with_defaults
+    from medvision.training import predict_logits
 
-    run_dir = Path(run_dir)
-    eval_path, logits_path = run_dir / "evaluation.json", run_dir / "logits.pt"
+    rd = RunDirectory(run_dir)
     settings = {"n_resamples": n_resamples, "seed": seed, "n_bins": n_bins}
-    fresh = (eval_path.is_file() and logits_path.is_file()
-             and eval_path.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime)
-    if fresh and not force and json.loads(eval_path.read_text()).get("settings") == settings:
-        return _load_evaluation(run_dir)
+    if not force and rd.evaluation_is_current(settings):
+        return _load_evaluation(rd)
     run = load_run(run_dir)
     device = torch.device("cpu")
     scored = with_tta(run.model, with_defaults(run.config)["train"]["tta"])  # as the run was selected and scored
@@ -112,47 +109,40 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     test_ids = run.cache.table.frame.loc[run.cache.table.frame["split"] == "test", "sample_id"].tolist()
     save_atomic({"val_logits": val_logits, "val_targets": val_targets, "test_logits": test_logits,
                  "test_targets": test_targets, "test_ids": test_ids, "class_names": list(run.class_names),
-                 "temperature": temperature}, logits_path)
-    write_json_atomic(run_dir / "temperature.json", {"temperature": temperature, "fitted_on": "val",
-                                              "method": "LBFGS on validation NLL"})
+                 "temperature": temperature}, rd / rd.LOGITS)
+    rd.write_temperature(temperature)
     preds = predictions_table(test_logits, test_targets, test_ids, run.class_names, temperature)
     for j, name in enumerate(run.class_names):
         preds[f"logit[{name}]"] = test_logits[:, j].numpy()
-    with atomic_path(run_dir / "predictions.csv") as tmp:
-        preds.to_csv(tmp, index=False)
+    rd.write_predictions(preds)
     metrics = detailed_metrics(test_logits, test_targets)
     ci = bootstrap_ci(test_logits, test_targets, n_resamples, seed=seed, per_class_names=run.class_names)
     report = per_class_report(test_logits, test_targets, run.class_names)
     calib = calibration_table(test_logits, test_targets, temperature, n_bins)
-    write_json_atomic(eval_path, {"split": "test", "settings": settings, "metrics": metrics,
-                            "ci": ci.reset_index().to_dict(orient="records"),
-                            "per_class": report.reset_index().to_dict(orient="records"),
-                            "calibration": calib.reset_index(names="when").to_dict(orient="records"),
-                            "temperature": temperature})
-    return Evaluation(run_dir, run.class_names, temperature, val_logits, val_targets, test_logits, test_targets,
+    rd.write_evaluation({"split": "test", "settings": settings, "metrics": metrics,
+                         "ci": ci.reset_index().to_dict(orient="records"),
+                         "per_class": report.reset_index().to_dict(orient="records"),
+                         "calibration": calib.reset_index(names="when").to_dict(orient="records"),
+                         "temperature": temperature})
+    return Evaluation(rd.path, run.class_names, temperature, val_logits, val_targets, test_logits, test_targets,
                       test_ids, metrics, ci, report, calib)
 
 
-def _load_evaluation(run_dir: Path) -> Evaluation:
-    saved = load_checkpoint(run_dir / "logits.pt", require_model=False)
-    data = json.loads((run_dir / "evaluation.json").read_text())
+def _load_evaluation(rd: RunDirectory) -> Evaluation:
+    saved = load_checkpoint(rd / rd.LOGITS, require_model=False)
+    data = rd.evaluation()
     return Evaluation(
-        run_dir, tuple(saved["class_names"]), float(saved["temperature"]), saved["val_logits"],
+        rd.path, tuple(saved["class_names"]), float(saved["temperature"]), saved["val_logits"],
         saved["val_targets"], saved["test_logits"], saved["test_targets"], list(saved["test_ids"]), data["metrics"],
         pd.DataFrame(data["ci"]).set_index("metric"), pd.DataFrame(data["per_class"]).set_index("class"),
         pd.DataFrame(data["calibration"]).set_index("when"))
 
 
-class MixedRunsError(ValueError):
-    """A folder of runs holds runs made with different data, model or training settings."""
-
 
 def comparable_settings(run_dir: Path) -> dict:
     """What must be equal for two runs to be compared: data, training loop, model and input settings (the
     strategy, its augmentation and whether the weights were pretrained may differ)."""
-    from medvision.training import with_defaults
-
-    config = with_defaults(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    config = with_defaults(RunDirectory(run_dir).config())
     experiment = dict(config.get("experiment", {}))
     experiment.pop("pretrained", None)
     experiment.pop("augment", None)
@@ -168,10 +158,10 @@ def finished_runs(runs_dir: str | os.PathLike[str], check_consistent: bool = Tru
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        raise FileNotFoundError(f"no run directories at {runs_dir}: run the training-strategies chapter first")
-    runs = sorted(p.parent for p in runs_dir.glob("*/summary.json"))
+        raise RunDirectoryError(f"no run directories at {runs_dir}: run the training-strategies chapter first")
+    runs = [rd.path for rd in RunDirectory.finished_under(runs_dir)]
     if not runs:
-        raise FileNotFoundError(f"{runs_dir} holds no finished run (no */summary.json)")
+        raise RunDirectoryError(f"{runs_dir} holds no finished run (no */{RunDirectory.SUMMARY})")
     if check_consistent:
         reference = comparable_settings(runs[0])
         odd = [r.name for r in runs[1:] if comparable_settings(r) != reference]
@@ -185,7 +175,7 @@ def finished_runs(runs_dir: str | os.PathLike[str], check_consistent: bool = Tru
 def best_run(runs_dir: str | os.PathLike[str], metric: str = "macro_f1") -> Path:
     """The finished run with the best *validation* ``metric`` (never chosen on test)."""
     runs = finished_runs(runs_dir)
-    return max(runs, key=lambda d: json.loads((d / "summary.json").read_text())["val"][metric])
+    return max(runs, key=lambda d: RunDirectory(d).summary()["val"][metric])
 
 
 def top_losses(ev: Evaluation, true_class: int | None = None, n: int = 8, mistakes_only: bool = True

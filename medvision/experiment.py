@@ -7,7 +7,6 @@ best-on-validation checkpoint once on the test split and writes ``summary.json``
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -16,14 +15,15 @@ import pandas as pd
 import torch
 
 from medvision import distributed, run_log
-from medvision.atomic import write_json_atomic
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
 from medvision.data.config import DataConfig
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
 from medvision.devices import autocast_dtype, resolve_device
+from medvision.errors import ConfigError
 from medvision.models import create_model, with_tta
+from medvision.run_dir import RunDirectory
 from medvision.strategies import StrategyConfig
 from medvision.training import TrainConfig, evaluate, fit, seed_everything
 
@@ -59,7 +59,7 @@ class ExperimentConfig:
             return AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
         if self.augment == "default":
             return AugmentConfig()
-        raise ValueError(f"augment must be none, flip or default, not {self.augment!r}")
+        raise ConfigError(f"augment must be none, flip or default, not {self.augment!r}")
 
 
 def parse_strategy(spec: str, **defaults) -> StrategyConfig:
@@ -71,7 +71,7 @@ def parse_strategy(spec: str, **defaults) -> StrategyConfig:
         return replace(cfg, unfreeze_all=True)
     if arg:
         if not arg.isdigit():
-            raise ValueError(f"strategy {spec!r}: expected a block count after ':'")
+            raise ConfigError(f"strategy {spec!r}: expected a block count after ':'")
         return replace(cfg, k=int(arg))
     return cfg
 
@@ -114,8 +114,8 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
     loaders = make_loaders(cache, model, exp, train.seed)
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_manifest(table, run_dir / "split.csv")
+        RunDirectory(run_dir).ensure_writable()  # before anything is written: one clear error, nothing trained
+        save_manifest(table, RunDirectory(run_dir) / RunDirectory.SPLIT)
     weights = model.weights_source
     config = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
               "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
@@ -136,7 +136,7 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
         "val": result.best_metrics, "test": test,
     }
     if main:
-        write_json_atomic(run_dir / "summary.json", summary)
+        RunDirectory(run_dir).write_summary(summary)
         run_log.note_run(result.extra["epochs_trained"])
     return summary
 
@@ -157,18 +157,15 @@ def _write_environment(run_dir: Path, table, seed: int) -> None:
     env = {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
            "git_commit": source_commit(), "seed": seed,
            "data_fingerprint": table.fingerprint(), "data_md5": table.provenance.get("md5", "")}
-    write_json_atomic(run_dir / "environment.json", env)
+    RunDirectory(run_dir).write_environment(env)
 
 
 def load_summary(run_dir: str | os.PathLike[str]) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no summary.json: the run did not finish")
-    return json.loads(path.read_text())
+    return RunDirectory(run_dir).summary()
 
 
 def load_history(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / "history.csv")
+    return RunDirectory(run_dir).history()
 
 
 def compare_runs(run_dirs: list[str | os.PathLike[str]]) -> pd.DataFrame:

@@ -34,7 +34,9 @@ from medvision.bundle import (
 )
 from medvision.calibration import coverage_for_accuracy, risk_coverage
 from medvision.checkpoints import load_checkpoint
+from medvision.errors import ConfigError, MissingExtraError, NotFoundError, OutputExistsError
 from medvision.models import sha256_file, with_tta
+from medvision.run_dir import RunDirectory, with_defaults
 
 DEPLOY_FORMATS = ("onnx", "pt2")
 
@@ -49,13 +51,16 @@ def load_descriptions(source: str | os.PathLike[str] | Mapping[str, str] | None,
     else:
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"descriptions file {path} does not exist")
-        raw, where = yaml.safe_load(path.read_text()) or {}, str(path)
+            raise NotFoundError(f"descriptions file {path} does not exist")
+        try:
+            raw, where = yaml.safe_load(path.read_text()) or {}, str(path)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({exc})") from exc
         if not isinstance(raw, dict):
-            raise ValueError(f"{path} must map class names to descriptions")
+            raise ConfigError(f"{path} must map class names to descriptions")
     unknown = sorted(set(map(str, raw)) - set(class_names))
     if unknown:
-        raise ValueError(f"{where}: unknown class(es) {unknown}; the model's classes are {list(class_names)}")
+        raise ConfigError(f"{where}: unknown class(es) {unknown}; the model's classes are {list(class_names)}")
     return {str(k): str(v) for k, v in raw.items()}
 
 
@@ -122,12 +127,12 @@ def export_deploy(kind: str, model: torch.nn.Module, size: int, folder: Path) ->
             import onnxruntime  # noqa: F401
             import onnxscript  # noqa: F401
         except ImportError as exc:
-            raise RuntimeError("ONNX export needs the [onnx] extra: pip install 'medvision[onnx]'") from exc
+            raise MissingExtraError("ONNX export needs the [onnx] extra: pip install 'medvision[onnx]'") from exc
         path = folder / "model.onnx"
         torch.onnx.export(model, (x,), path, dynamo=True, input_names=["image"], output_names=["logits"],
                           dynamic_shapes=({0: batch},), external_data=False, verbose=False)
     else:
-        raise ValueError(f"deployment format must be one of {DEPLOY_FORMATS}, not {kind!r}")
+        raise ConfigError(f"deployment format must be one of {DEPLOY_FORMATS}, not {kind!r}")
     return path, _check_deploy(kind, path, model, size)
 
 
@@ -150,17 +155,13 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         The bundle folder.
     """
     from medvision.evaluation import evaluate_run
-    from medvision.training import with_defaults
 
-    run_dir, out = Path(run_dir), Path(out)
-    for name in ("config.yaml", "summary.json", "classes.json", f"{checkpoint}.pt"):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir} is not a finished run directory (no {name})")
+    rd, out = RunDirectory(run_dir), Path(out)
+    run_dir = rd.path
+    rd.require(rd.CONFIG, rd.SUMMARY, rd.CLASSES, rd.checkpoint(checkpoint).name)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (--force) to replace it")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    class_names = json.loads((run_dir / "classes.json").read_text())
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (--force) to replace it")
+    config, summary, class_names = rd.config(), rd.summary(), rd.classes()
     described = load_descriptions(descriptions, class_names)
     ev = evaluate_run(run_dir)
     exp = config["experiment"]
@@ -169,9 +170,8 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
             "class_names": class_names, "descriptions": described,
             "tta": with_defaults(config)["train"]["tta"]}
     model = build_model(meta)
-    model.load_state_dict(load_checkpoint(run_dir / f"{checkpoint}.pt")["model"])
+    model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()
-    env_path = run_dir / "environment.json"
     meta |= {
         "preprocessing": _preprocessing(model, config),
         "temperature": float(ev.temperature), "temperature_fitted_on": "val",
@@ -184,7 +184,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         "training": {"run": run_dir.name, "strategy": summary["strategy"], "checkpoint": checkpoint,
                      "best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                      "seed": config["train"]["seed"], "pretrained_weights": config.get("weights", {}),
-                     "environment": json.loads(env_path.read_text()) if env_path.is_file() else {}},
+                     "environment": rd.environment()},
         "data": config.get("data", {}),
         "disclaimer": medvision.DISCLAIMER,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

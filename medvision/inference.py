@@ -33,8 +33,9 @@ from medvision.data.cache import resize_image, to_rgb
 from medvision.data.decode import decode_image, pil_to_rgb, read_image
 from medvision.data.errors import ImageLoadError
 from medvision.devices import resolve_device
+from medvision.errors import ConfigError, MissingExtraError, NotFoundError
 from medvision.fusion import folded_for_inference
-from medvision.models import mean_probability_logits, with_tta
+from medvision.models import with_tta
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | BinaryIO
 BACKENDS = ("auto", "torch", "onnx")
@@ -149,7 +150,7 @@ class Predictor:
         elif 0 < float(abstain) <= 1:
             self.threshold = float(abstain)
         else:
-            raise ValueError(f"abstain must be True, False or a confidence threshold in (0, 1], not {abstain!r}")
+            raise ConfigError(f"abstain must be True, False or a confidence threshold in (0, 1], not {abstain!r}")
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike[str], device: str = "auto", abstain: bool | float = False,
@@ -164,9 +165,7 @@ class Predictor:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits ``(N, C)`` of a preprocessed batch (see :func:`to_model_input`), as the run scored
         them (test-time augmentation included)."""
-        if self.backend == "onnx":
-            if self.tta == "hflip":
-                return mean_probability_logits(torch.stack([self._onnx(x), self._onnx(x.flip(-1))], dim=1))
+        if self.backend == "onnx":  # model.onnx was exported with the run's test-time augmentation inside
             return self._onnx(x)
         with torch.inference_mode():
             return self.model(x.contiguous(memory_format=torch.channels_last)).float()
@@ -239,7 +238,7 @@ class Predictor:
 
 def _choose_backend(backend: str, bundle: Bundle, device: torch.device) -> str:
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        raise ConfigError(f"backend must be one of {BACKENDS}, not {backend!r}")
     has_file = ONNX_FILE in bundle.meta["files"]
     if backend == "torch" or (backend == "auto" and (device.type != "cpu" or not has_file)):
         return "torch"
@@ -248,11 +247,11 @@ def _choose_backend(backend: str, bundle: Bundle, device: torch.device) -> str:
     except ImportError as exc:
         if backend == "auto":
             return "torch"
-        raise RuntimeError("the onnx backend needs ONNX Runtime: pip install 'medvision[onnx]'") from exc
+        raise MissingExtraError("the onnx backend needs ONNX Runtime: pip install 'medvision[onnx]'") from exc
     if not has_file:
         raise BundleError(f"{bundle.path} has no {ONNX_FILE}; export it with `medvision export RUN OUT --onnx`")
     if device.type != "cpu":
-        raise ValueError(f"the onnx backend runs on the CPU here, not on {device}; use backend='torch'")
+        raise ConfigError(f"the onnx backend runs on the CPU here, not on {device}; use backend='torch'")
     return "onnx"
 
 
@@ -282,5 +281,5 @@ def image_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(f"{p} does not exist")
+            raise NotFoundError(f"{p} does not exist")
     return files

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medvision.errors import ConfigError
+
 
 class FocalLoss(nn.Module):
     """Softmax focal loss (Lin et al. 2017): cross-entropy scaled by ``(1 - p_t) ** gamma``.
@@ -36,8 +38,8 @@ def make_loss(name: str, class_weights: torch.Tensor | None = None, label_smooth
         return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     if name == "weighted_ce":
         if class_weights is None:
-            raise ValueError("weighted_ce needs class weights")
+            raise ConfigError("weighted_ce needs class weights")
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     if name == "focal":
         return FocalLoss(focal_gamma, class_weights, label_smoothing)
-    raise ValueError(f"unknown loss {name!r}; choose ce, weighted_ce or focal")
+    raise ConfigError(f"unknown loss {name!r}; choose ce, weighted_ce or focal")

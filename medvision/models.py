@@ -24,12 +24,13 @@ from torch import nn
 
 from medvision.atomic import atomic_path
 from medvision.data.paths import user_cache_dir
+from medvision.errors import (
+    ConfigError,
+    WeightsError,  # noqa: F401  (raised here; importable from here)
+)
 
 _log = logging.getLogger(__name__)
 
-
-class WeightsError(RuntimeError):
-    """Pretrained weights could not be found, downloaded or loaded. The message names the file."""
 
 
 @dataclass(frozen=True)
@@ -273,4 +274,4 @@ def with_tta(model: nn.Module, tta: str) -> nn.Module:
         return model
     if tta == "hflip":
         return FlipTTA(model)
-    raise ValueError(f"test-time augmentation must be one of {TTA_MODES}, not {tta!r}")
+    raise ConfigError(f"test-time augmentation must be one of {TTA_MODES}, not {tta!r}")

@@ -16,6 +16,8 @@ from timm.models import group_parameters
 from timm.optim import param_groups_layer_decay
 from torch import nn
 
+from medvision.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class StrategyConfig:
@@ -45,6 +47,35 @@ class StrategyConfig:
         """0 for single-phase strategies and two-phase's head-only epochs, 1 after the switch."""
         return int(self.name == "two_phase" and epoch >= self.phase1_epochs)
 
+    @property
+    def head_only(self) -> bool:
+        """Only the classifier trains (so cached backbone features can stand in for the images)."""
+        return self.name == "head_only"
+
+    def phases(self, epochs: int) -> list[Phase]:
+        """The phases of a run of ``epochs`` epochs, in order: each trains its own parameter groups
+        (:func:`param_groups` at its first epoch) under its own optimizer and schedule."""
+        if self.name == "two_phase" and 0 < self.phase1_epochs < epochs:
+            return [Phase(0, 0, self.phase1_epochs), Phase(1, self.phase1_epochs, epochs)]
+        if self.name == "two_phase" and self.phase1_epochs >= epochs:  # the run ends in the head-only phase,
+            return [Phase(0, 0, epochs, self.phase1_epochs)]  # whose schedule keeps its planned length
+        return [Phase(self.phase(0), 0, epochs)]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of epochs ``[start, end)`` with one set of trainable parameters and learning rates, whose
+    schedule spans ``planned`` epochs (``end - start`` unless the run stops inside a longer phase)."""
+
+    index: int
+    start: int
+    end: int
+    planned: int = 0
+
+    @property
+    def schedule_epochs(self) -> int:
+        return self.planned or self.end - self.start
+
 
 def layer_groups(model: nn.Module) -> tuple[list[list[str]], list[str]]:
     """Parameter names per coarse timm group (stem first), and the head's names (the classifier's group)."""
@@ -55,7 +86,7 @@ def layer_groups(model: nn.Module) -> tuple[list[list[str]], list[str]]:
     names = dict(model.named_parameters())
     head_idx = [i for i, g in enumerate(groups) if any(id(names[n]) in head_ids for n in g)]
     if head_idx != [len(groups) - 1]:
-        raise ValueError(f"{type(model).__name__}: the classifier is not the last timm group")
+        raise ConfigError(f"{type(model).__name__}: the classifier is not the last timm group")
     return groups[:-1], groups[-1]
 
 
@@ -94,7 +125,7 @@ def last_k(model: nn.Module, cfg: StrategyConfig, phase: int = 0) -> list[dict]:
     """Train the head and the last ``k`` blocks (backbone at ``lr * backbone_lr_scale``)."""
     blocks, head = layer_groups(model)
     if not 1 <= cfg.k < len(blocks):
-        raise ValueError(f"k must be in 1..{len(blocks) - 1} for {type(model).__name__}, got {cfg.k}")
+        raise ConfigError(f"k must be in 1..{len(blocks) - 1} for {type(model).__name__}, got {cfg.k}")
     chosen = [n for g in blocks[-cfg.k:] for n in g]
     return _groups(model, [(chosen, cfg.lr * cfg.backbone_lr_scale), (head, cfg.lr)], cfg)
 
@@ -136,7 +167,7 @@ def get_strategy(name: str) -> Strategy:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}") from None
+        raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}") from None
 
 
 def param_groups(model: nn.Module, cfg: StrategyConfig, epoch: int = 0) -> list[dict]:

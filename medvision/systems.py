@@ -18,6 +18,7 @@ import yaml
 from medvision import distributed
 from medvision.data.config import DataConfig
 from medvision.data.paths import resolve_data_root
+from medvision.errors import ConfigError, DownloadError, MissingExtraError, NotFoundError
 from medvision.experiment import ExperimentConfig
 from medvision.resources import config_dir
 from medvision.strategies import StrategyConfig
@@ -47,7 +48,7 @@ def _fill(cls, values: dict | None, path: Path):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{path}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
     for key in ("classes", "ratios", "scale", "ratio"):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
@@ -68,15 +69,18 @@ def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "config") 
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r} must look like section.field=value (e.g. train.epochs=3)")
-        value = yaml.safe_load(text) if text else ""
+            raise ConfigError(f"override {item!r} must look like section.field=value (e.g. train.epochs=3)")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from exc
         section, _, name = key.partition(".")
         if section not in SECTIONS:
-            raise ValueError(f"override {item!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
+            raise ConfigError(f"override {item!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
         if name:
             raw.setdefault(section, {})
             if not isinstance(raw[section], dict):
-                raise ValueError(f"override {item!r}: {where} section {section!r} is not a mapping")
+                raise ConfigError(f"override {item!r}: {where} section {section!r} is not a mapping")
             raw[section][name] = value
         else:
             raw[section] = value
@@ -93,21 +97,21 @@ def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overr
     if not path.suffix:
         path = config_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no system configuration {path}; available: {', '.join(available_systems())}")
+        raise NotFoundError(f"no system configuration {path}; available: {', '.join(available_systems())}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML ({exc})") from exc
+        raise ConfigError(f"{path} is not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
-        raise ValueError(f"{path} must be a YAML mapping with sections {', '.join(SECTIONS)}")
+        raise ConfigError(f"{path} must be a YAML mapping with sections {', '.join(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
     raw = apply_overrides(raw, overrides, str(path))
     strategy = dict(raw.get("strategy") or {})
     known = {f.name for f in fields(StrategyConfig)} - {"name"}
     if set(strategy) - known:
-        raise ValueError(f"{path}: unknown strategy field(s) {sorted(set(strategy) - known)}; known: {sorted(known)}")
+        raise ConfigError(f"{path}: unknown strategy field(s) {sorted(set(strategy) - known)}; known: {sorted(known)}")
     strategies = raw.get("strategies", ("head_only",))
     data = _fill(DataConfig, raw.get("data"), path)
     if data_root:
@@ -123,21 +127,22 @@ def fetch_system(system: SystemConfig) -> Path:
     """Download a system's data with kagglehub (the ``[kaggle]`` extra) into the data root.
 
     Raises:
-        RuntimeError: there is no Kaggle handle (the message says where to put the files), kagglehub is
-            missing, or the download failed (offline, no Kaggle credentials).
+        DownloadError: there is no Kaggle handle (the message says where to put the files) or the download
+            failed (offline, no Kaggle credentials, files missing from it).
+        MissingExtraError: kagglehub is not installed.
     """
     root = resolve_data_root(system.data.data_root or None)
     if not system.kaggle:
-        raise RuntimeError(f"{system.name} has no public Kaggle handle; put the files as {system.layout} "
-                           f"(data root {root})")
+        raise DownloadError(f"{system.name} has no public Kaggle handle; put the files as {system.layout} "
+                            f"(data root {root})")
     try:
         import kagglehub
     except ImportError as exc:
-        raise RuntimeError("fetching from Kaggle needs the [kaggle] extra: pip install 'medvision[kaggle]'") from exc
+        raise MissingExtraError("fetching from Kaggle needs the [kaggle] extra: pip install 'medvision[kaggle]'") from exc
     try:
         downloaded = Path(kagglehub.dataset_download(system.kaggle))
     except Exception as exc:  # kagglehub raises many types (HTTP, auth, offline)
-        raise RuntimeError(f"downloading {system.kaggle} from Kaggle failed ({type(exc).__name__}: {exc}); "
+        raise DownloadError(f"downloading {system.kaggle} from Kaggle failed ({type(exc).__name__}: {exc}); "
                            f"download it by hand and put the files as {system.layout} (data root {root})") from exc
     return arrange_download(system, downloaded, root)
 
@@ -163,12 +168,12 @@ def arrange_download(system: SystemConfig, downloaded: Path, root: Path) -> Path
         return target
     meta = next(downloaded.rglob("HAM10000_metadata.csv"), None)
     if meta is None:
-        raise RuntimeError(f"{downloaded} has no HAM10000_metadata.csv; arrange the files as {system.layout}")
+        raise DownloadError(f"{downloaded} has no HAM10000_metadata.csv; arrange the files as {system.layout}")
     images = {p.stem: p for p in downloaded.rglob("*.jpg")}
     frame = pd.read_csv(meta)
     missing = sorted(set(frame["image_id"]) - set(images))
     if missing:
-        raise RuntimeError(f"{len(missing)} images named in {meta} are missing under {downloaded}, e.g. {missing[0]}")
+        raise DownloadError(f"{len(missing)} images named in {meta} are missing under {downloaded}, e.g. {missing[0]}")
     folder = root / "ham10000"
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / "images-full"

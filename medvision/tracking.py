@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medvision.errors import MissingExtraError
+
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -30,7 +32,7 @@ class MLflowTracker:
         try:
             import mlflow
         except ImportError as exc:
-            raise ImportError("MLflow tracking needs the [track] extra: pip install 'medvision[track]'") from exc
+            raise MissingExtraError("MLflow tracking needs the [track] extra: pip install 'medvision[track]'") from exc
         self.mlflow = mlflow
         uri = str(tracking_uri) if tracking_uri else (Path.cwd() / "mlruns").resolve().as_uri()
         mlflow.set_tracking_uri(uri)
@@ -52,7 +54,9 @@ class MLflowTracker:
                                  if isinstance(v, (int, float))}, step=step)
 
     def log_run_dir(self, run_dir: str | os.PathLike[str]) -> None:
-        for name in ("config.yaml", "history.csv", "classes.json", "split.csv", "summary.json"):
+        from medvision.run_dir import RunDirectory
+
+        for name in RunDirectory.TRACKED:
             path = Path(run_dir) / name
             if path.is_file():
                 self.mlflow.log_artifact(str(path))

@@ -7,7 +7,6 @@ and rebuilds the optimizer and scheduler whenever the strategy's phase changes (
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,33 +20,35 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from medvision import distributed
-from medvision.atomic import write_text_atomic
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
-from medvision.data.loader import TensorLoader, epoch_order
-from medvision.devices import autocast_dtype, resolve_device
+from medvision.data.loader import TensorLoader
+from medvision.devices import as_model_input, autocast_dtype, resolve_device
+from medvision.errors import ConfigError, RunConfigMismatchError, TrainingDivergedError  # noqa: F401  (importable)
+from medvision.feature_cache import (  # noqa: F401  (importable from here)
+    CachedHead,
+    FeatureLoader,
+    cached_feature_loaders,
+    can_cache_features,
+    extract_features,
+)
 from medvision.fusion import folded_for_inference
 from medvision.losses import make_loss
 from medvision.metrics import classification_metrics
-from medvision.models import TTA_MODES, mean_probability_logits, with_tta
+from medvision.models import TTA_MODES, with_tta
+from medvision.optim import SCHEDULERS, make_optimizer, make_scheduler  # noqa: F401  (importable from here)
+from medvision.run_dir import RunDirectory, with_defaults  # noqa: F401  (with_defaults: importable from here)
 from medvision.strategies import StrategyConfig, count_trainable, param_groups, train_mode
 
 _log = logging.getLogger(__name__)
 
 
-class RunConfigMismatchError(ValueError):
-    """A run directory holds a run made with another configuration."""
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite. The last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class TrainConfig:
         tta: Test-time augmentation of every evaluation of the run (validation during training, the test
             score, saved logits, exported bundles): ``hflip`` averages the class probabilities of each image
             and its mirror image; ``none`` scores the image alone.
+        warmup_epochs: Linear learning-rate warm-up (from 1% of each group's rate) over this many epochs at the
+            start of every phase, before a per-step schedule (``cosine``, ``cosine_restarts``, ``none``).
         progress: Show a tqdm bar per epoch.
     """
 
@@ -99,13 +102,22 @@ class TrainConfig:
     ema_decay: float = 0.0
     mixup: float = 0.0
     tta: Literal["none", "hflip"] = "none"
+    warmup_epochs: float = 0.0
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.mixup < 0:
-            raise ValueError(f"TrainConfig.mixup (the Beta alpha) must be >= 0, not {self.mixup}")
+            raise ConfigError(f"TrainConfig.mixup (the Beta alpha) must be >= 0, not {self.mixup}")
         if self.tta not in TTA_MODES:
-            raise ValueError(f"TrainConfig.tta must be one of {TTA_MODES}, not {self.tta!r}")
+            raise ConfigError(f"TrainConfig.tta must be one of {TTA_MODES}, not {self.tta!r}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"TrainConfig.warmup_epochs must be >= 0, not {self.warmup_epochs}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"TrainConfig.scheduler must be one of {SCHEDULERS}, not {self.scheduler!r}")
+        if self.warmup_epochs and self.scheduler in ("onecycle", "plateau"):
+            raise ConfigError(f"warm-up does not combine with the {self.scheduler} schedule; set warmup_epochs to 0")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"TrainConfig.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
 
 
 @dataclass
@@ -139,99 +151,6 @@ def _initial_best(monitor: str) -> float:
     return math.inf if monitor == "loss" else -math.inf
 
 
-def make_optimizer(groups: list[dict]) -> torch.optim.Optimizer:
-    """AdamW over the strategy's parameter groups (each carries its own ``lr`` and ``weight_decay``)."""
-    clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]
-    return torch.optim.AdamW(clean)
-
-
-def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
-                   mode: str = "max"):
-    """A torch LR scheduler and whether it steps per batch (True) or per epoch (False)."""
-    total = max(1, epochs * steps_per_epoch)
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
-    if name == "onecycle":
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total), True
-    if name == "cosine_restarts":
-        t0 = max(1, (epochs // 3) * steps_per_epoch)
-        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t0), True
-    if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1), False
-    if name == "none":
-        return None, False
-    raise ValueError(f"unknown scheduler {name!r}; choose cosine, cosine_restarts, onecycle, plateau or none")
-
-
-@dataclass
-class FeatureLoader:
-    """Batches of cached backbone features (``views`` x N x D), one random view (e.g. flip) per sample, or
-    with ``all_views`` every view, as ``(batch, views, D)`` (for test-time augmentation)."""
-
-    features: torch.Tensor
-    labels: np.ndarray
-    batch_size: int = 64
-    shuffle: bool = False
-    balanced: bool = False
-    seed: int = 0
-    epoch: int = 0
-    all_views: bool = False
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return -(-self.features.shape[1] // self.batch_size)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = epoch_order(self.labels, self.shuffle, self.balanced, g)
-        views = torch.randint(0, self.features.shape[0], (len(order),), generator=g) if self.shuffle or \
-            self.balanced else torch.zeros(len(order), dtype=torch.long)
-        for start in range(0, len(order), self.batch_size):
-            idx = torch.from_numpy(order[start:start + self.batch_size])
-            x = self.features[:, idx].transpose(0, 1) if self.all_views else \
-                self.features[views[start:start + len(idx)], idx]
-            yield x, torch.from_numpy(self.labels[idx.numpy()])
-
-
-@torch.no_grad()
-def extract_features(model: nn.Module, loader: Iterable, flips: bool = False, device: torch.device | None = None
-                     ) -> tuple[torch.Tensor, np.ndarray]:
-    """Pooled pre-logit features of every batch (``forward_head(pre_logits=True)``), in eval mode.
-
-    Returns ``(views, N, D)`` features — ``views`` is 2 with horizontal flips — and the labels.
-    """
-    device = device or next(model.parameters()).device
-    model.eval()
-    feats: list[list[torch.Tensor]] = [[] for _ in range(2 if flips else 1)]
-    labels = []
-    for x, y in loader:
-        x = _as_model_input(x, device)
-        for v, batch in enumerate([x, torch.flip(x, dims=[3])] if flips else [x]):
-            feats[v].append(model.forward_head(model.forward_features(batch), pre_logits=True).float().cpu())
-        labels.append(y.cpu())
-    return torch.stack([torch.cat(f) for f in feats]), torch.cat(labels).numpy()
-
-
-class CachedHead(nn.Module):
-    """The model's own classifier (shared parameters) with its dropout, for training on cached features.
-
-    Features of shape ``(batch, views, D)`` (test-time views such as flips) give the log of the views' mean
-    class probabilities, as :class:`medvision.models.FlipTTA` does with images.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.drop = nn.Dropout(float(getattr(model, "drop_rate", 0.0)))
-        self.classifier = model.get_classifier()
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.drop(features))
-        return mean_probability_logits(logits) if features.ndim == 3 else logits
-
-
 class WeightAverage:
     """An exponential moving average of ``model``'s weights and buffers (timm's ``ModelEmaV3`` with decay
     warm-up, so short fine-tuning runs average over a window that grows with the step count) and the step
@@ -239,7 +158,7 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1) (0 disables the average), got {decay}")
+            raise ConfigError(f"ema_decay must be in (0, 1) (0 disables the average), got {decay}")
         self.source = model
         self.ema = ModelEmaV3(model, decay=decay, use_warmup=True)
         self.steps = 0
@@ -324,13 +243,6 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             "lr": max(g["lr"] for g in optimizer.param_groups)}
 
 
-def _as_model_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A batch on ``device``; image batches in channels-last layout, which oneDNN (CPU) and cuDNN run faster
-    whatever the layout of the weights."""
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
 def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
                    amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every batch, in eval mode under ``torch.inference_mode`` with BatchNorm folded into
@@ -338,7 +250,7 @@ def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
     model.eval()
     logits, targets, net = [], [], None
     for x, y in loader:
-        x = _as_model_input(x, device)
+        x = as_model_input(x, device)
         if net is None:  # BatchNorm folded into the convolutions, where that leaves the outputs unchanged
             net = model if distributed.info().enabled else folded_for_inference(model, x[:2])
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
@@ -363,20 +275,82 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device,
 
 # ------------------------------------------------------------------------------------------------ fit
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    """Every random generator the run may draw from, in a form ``torch.load(weights_only=True)`` accepts."""
+    version, mt, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": [version, list(mt), gauss],
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached_gaussian": float(cached)}}
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Fail before training when the run directory cannot be written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"run directory {run_dir} is not writable ({exc.strerror or exc}); "
-                      "nothing was trained") from exc
+def _restore_rng(saved: dict) -> None:
+    torch.set_rng_state(saved["torch"])
+    python, numpy_state = saved.get("python"), saved.get("numpy")
+    if isinstance(python, list) and len(python) == 3:  # checkpoints before 2026-11-30 hold the key only
+        random.setstate((python[0], tuple(python[1]), python[2]))
+    if isinstance(numpy_state, dict):
+        np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                             numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+
+
+@dataclass
+class TrainState:
+    """What a run carries from epoch to epoch and what ``last.pt`` saves for resuming, besides the weights."""
+
+    monitor: str
+    next_epoch: int = 0
+    best_score: float = math.nan
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    saved: dict | None = None  # the checkpoint resumed from, until its optimizer state has been loaded
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.best_score):
+            self.best_score = _initial_best(self.monitor)
+
+    @classmethod
+    def resume(cls, checkpoint: dict, monitor: str, patience: int, epochs: int) -> TrainState:
+        """The state saved in ``checkpoint``, with every random generator it saved restored."""
+        state = cls(monitor, checkpoint["epoch"] + 1, checkpoint["best_score"], checkpoint["best_epoch"],
+                    checkpoint["bad_epochs"], list(checkpoint["history"]), checkpoint)
+        if patience and state.bad_epochs >= patience:
+            state.next_epoch = epochs  # the run had stopped early: it is finished, not interrupted
+        _restore_rng(checkpoint["rng"])
+        return state
+
+    def record(self, row: dict, score: float) -> bool:
+        """Add an epoch's row; True when its score is the best so far."""
+        self.history.append(row)
+        self.next_epoch = row["epoch"]
+        if _better(score, self.best_score, self.monitor):
+            self.best_score, self.best_epoch, self.bad_epochs = score, row["epoch"], 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def best_metrics(self) -> dict[str, float]:
+        """Validation metrics of the best epoch (empty before the first epoch)."""
+        row = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
+        return {k[4:]: float(v) for k, v in row.items() if k.startswith("val_")} if row is not None else {}
+
+    def checkpoint(self, model: nn.Module, phase: int, optimizer, scheduler, scaler, ema) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": self.next_epoch - 1,
+                "phase": phase, "best_score": self.best_score, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "history": self.history, "rng": _rng_state(),
+                **({"ema": ema.state_dict()} if ema is not None else {})}
+
+    def load_optimizer(self, phase: int, optimizer, scheduler, scaler) -> None:
+        """Restore the saved optimizer, schedule and scaler if the run stopped inside ``phase``."""
+        saved, self.saved = self.saved, None
+        if saved is None or saved.get("phase") != phase or not saved.get("optimizer"):
+            return
+        optimizer.load_state_dict(saved["optimizer"])
+        for part, name in ((scheduler, "scheduler"), (scaler, "scaler")):
+            if part is not None and saved.get(name):
+                part.load_state_dict(saved[name])
 
 
 def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, cfg: TrainConfig,
@@ -384,191 +358,122 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         resume: bool = False, extra_config: dict | None = None, tracker=None) -> FitResult:
     """Train ``model`` with ``strategy``; keep the best epoch on validation ``cfg.monitor``.
 
+    The strategy's phases (:meth:`StrategyConfig.phases`) say what trains at which rates for how long; each
+    phase gets a fresh optimizer and schedule. Only rank 0 writes files under DDP; every rank trains.
+
     Args:
         model: A timm model (see :func:`medvision.models.create_model`).
         train_loader: Training batches (shuffled, augmented).
         val_loader: Validation batches (no augmentation). The test split is never used here.
         cfg: Loop settings.
         strategy: What trains at which learning rate.
-        run_dir: Where config, history and checkpoints go.
-        class_names: Saved as ``classes.json``.
-        resume: Continue from ``run_dir/last.pt`` if it exists.
-        extra_config: More facts for ``config.yaml`` (data config, weights source...).
+        run_dir: Where config, history and checkpoints go (:class:`medvision.run_dir.RunDirectory`).
+        class_names: Saved as the run's class list.
+        resume: Continue from the run directory's last checkpoint if it exists.
+        extra_config: More facts for the saved configuration (data config, weights source...).
         tracker: Optional :class:`medvision.tracking.MLflowTracker` (params, per-epoch metrics, artifacts).
 
     Returns:
         The history and the best epoch; the model holds the best weights on return.
     """
-    run_dir = Path(run_dir)
-    dist = distributed.info()
-    main = dist.is_main  # only rank 0 writes files; every rank trains
-    if main:
-        check_run_dir(run_dir)
-    device = resolve_device(cfg.device)
-    amp_dtype = autocast_dtype(cfg.amp, device)
-    channels_last = cfg.channels_last  # faster on CPU (oneDNN) as on CUDA: measured in bench/train_throughput.py
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-
+    rd, dist = RunDirectory(run_dir), distributed.info()
+    if dist.is_main:
+        rd.ensure_writable()
+    device, amp_dtype, scaler = _place(model, cfg)
     weights = class_weights(train_loader.labels, len(class_names) or int(train_loader.labels.max()) + 1)
     criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
-
-    augment = train_loader.augment
-    use_cache = (cfg.cached_head and strategy.name == "head_only" and not cfg.mixup
-                 and (augment is None or augment.is_flip_only))
-    if use_cache and dist.enabled:
-        _log.warning("cached head-only features are single-process: under DDP the frozen backbone runs on every "
-                     "rank instead")
-        use_cache = False
-    start_epoch, best_score, best_epoch, bad_epochs, history = 0, _initial_best(cfg.monitor), -1, 0, []
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     config = {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}
-    config_path = run_dir / "config.yaml"
-    state = None
-    if resume and last_path.is_file():
-        previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
-        if previous is None or _resume_key(previous) != _resume_key(json.loads(json.dumps(config))):
-            raise RunConfigMismatchError(
-                f"{run_dir} holds a run with a different configuration ({config_path}); resuming would mix "
-                "two experiments. Delete the folder or choose another run directory.")
-        state = load_checkpoint(last_path)
-        model.load_state_dict(state["model"])
-        start_epoch, best_score = state["epoch"] + 1, state["best_score"]
-        best_epoch, bad_epochs, history = state["best_epoch"], state["bad_epochs"], list(state["history"])
-        if cfg.patience and bad_epochs >= cfg.patience:
-            start_epoch = cfg.epochs  # the run had stopped early: it is finished, not interrupted
+    state = _resumed_state(rd, config, model, cfg) if resume else TrainState(cfg.monitor)
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
-    if ema is not None and state is not None:
-        ema.load_state_dict(state["ema"])
+    if ema is not None and state.saved is not None:
+        ema.load_state_dict(state.saved["ema"])
     scored = ema.module if ema is not None else model  # the weights validation scores and best.pt keeps
-
-    if main:
-        write_text_atomic(config_path, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+    tracker = tracker if dist.is_main else None
+    if dist.is_main:
+        rd.write_config(config)
+        rd.write_classes(class_names)
         if tracker is not None:
             tracker.log_params(config)
-        write_text_atomic(run_dir / "classes.json", json.dumps(list(class_names)))
-    else:
-        tracker = None
 
-    train_iter, val_iter, step_model = train_loader, val_loader, model
-    feature_seconds = 0.0
+    use_cache = can_cache_features(train_loader, strategy.head_only, cfg.cached_head, cfg.mixup, dist.enabled)
+    train_iter, val_iter, step_model, feature_seconds = train_loader, val_loader, model, 0.0
     if use_cache:
         param_groups(model, strategy)  # freeze the backbone before extracting
-        flips = augment is not None and (augment.hflip > 0)
-        extract_start = time.perf_counter()
-        feats, labels = extract_features(model, _ordered(train_loader), flips=flips, device=device)
-        val_flips = cfg.tta == "hflip"  # test-time flips: both views of each validation image
-        vfeats, vlabels = extract_features(model, val_loader, flips=val_flips, device=device)
-        train_iter = FeatureLoader(feats, labels, train_loader.batch_size, shuffle=True,
-                                   balanced=train_loader.balanced, seed=train_loader.seed)
-        val_iter = FeatureLoader(vfeats, vlabels, val_loader.batch_size, all_views=val_flips)
+        train_iter, val_iter, feature_seconds = cached_feature_loaders(model, train_loader, val_loader,
+                                                                       cfg.tta == "hflip", device)
         step_model = CachedHead(model)
-        feature_seconds = time.perf_counter() - extract_start
-
-    optimizer = scheduler = None
-    phase, per_batch, trainable, epochs_trained = None, False, 0, 0
-    for epoch in range(start_epoch, cfg.epochs):
-        new_phase = strategy.phase(epoch)
-        if new_phase != phase:  # the optimizer and scheduler are rebuilt at every phase change
-            groups = param_groups(model, strategy, epoch)
-            optimizer = make_optimizer(groups)
-            phase_end = strategy.phase1_epochs if (strategy.name == "two_phase" and new_phase == 0) else cfg.epochs
-            phase_start = strategy.phase1_epochs if new_phase == 1 else 0
-            scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase_end - phase_start,
-                                                  len(train_iter), "min" if cfg.monitor == "loss" else "max")
-            trainable = count_trainable(model)
-            if dist.enabled:  # rebuilt per phase: DDP registers the parameters that require grad now
-                step_model = DistributedDataParallel(
-                    model, device_ids=[device.index or 0] if device.type == "cuda" else None)
-            if state is not None and state.get("phase") == new_phase and state.get("optimizer"):
-                optimizer.load_state_dict(state["optimizer"])
-                if scheduler is not None and state.get("scheduler"):
-                    scheduler.load_state_dict(state["scheduler"])
-                if scaler is not None and state.get("scaler"):
-                    scaler.load_state_dict(state["scaler"])
-                torch.set_rng_state(state["rng"]["torch"])
-            state = None
-            phase = new_phase
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: identical with or without resume
-        train_iter.set_epoch(epoch)
-        start = time.perf_counter()
-        train_stats = train_one_epoch(step_model, train_iter, criterion, optimizer, device, scheduler, per_batch,
-                                      cfg.grad_clip, amp_dtype, scaler, channels_last and not use_cache,
-                                      desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and main,
-                                      ema=ema, mixup=cfg.mixup)
-        seconds = time.perf_counter() - start
-        val_stats = evaluate(CachedHead(scored) if use_cache else with_tta(scored, cfg.tta), val_iter, device,
-                             amp_dtype)
-        if scheduler is not None and not per_batch:
-            scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
-        row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
-               **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
-        history.append(row)
-        score = val_stats[cfg.monitor]
-        # val_stats are computed from the logits of all ranks: every rank takes the same decisions here.
-        if _better(score, best_score, cfg.monitor):
-            best_score, best_epoch, bad_epochs = score, epoch + 1, 0
-            if main:
-                save_atomic({"model": scored.state_dict(), "epoch": epoch, "metrics": val_stats}, best_path)
-        else:
-            bad_epochs += 1
-        if main:
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                         "scaler": scaler.state_dict() if scaler is not None else {}, "epoch": epoch,
-                         "phase": phase, "best_score": best_score, "best_epoch": best_epoch,
-                         "bad_epochs": bad_epochs, "history": history, "rng": _rng_state(),
-                         **({"ema": ema.state_dict()} if ema is not None else {})}, last_path)
-            write_text_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-        if tracker is not None:
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-        epochs_trained += 1
-        if cfg.patience and bad_epochs >= cfg.patience:
-            break
+    scored_view = CachedHead(scored) if use_cache else with_tta(scored, cfg.tta)
+    trainable, epochs_trained = 0, 0
+    for phase in strategy.phases(cfg.epochs):
+        if phase.end <= state.next_epoch or (cfg.patience and state.bad_epochs >= cfg.patience):
+            continue
+        optimizer = make_optimizer(param_groups(model, strategy, phase.start))
+        scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase.schedule_epochs, len(train_iter),
+                                              "min" if cfg.monitor == "loss" else "max", cfg.warmup_epochs)
+        state.load_optimizer(phase.index, optimizer, scheduler, scaler)
+        trainable = count_trainable(model)
+        stepped = step_model if not dist.enabled else DistributedDataParallel(  # the groups trainable now
+            model, device_ids=[device.index or 0] if device.type == "cuda" else None)
+        for epoch in range(max(phase.start, state.next_epoch), phase.end):
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: identical with or without resume
+            train_iter.set_epoch(epoch)
+            start = time.perf_counter()
+            train_stats = train_one_epoch(stepped, train_iter, criterion, optimizer, device, scheduler, per_batch,
+                                          cfg.grad_clip, amp_dtype, scaler, cfg.channels_last and not use_cache,
+                                          desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and
+                                          dist.is_main, ema=ema, mixup=cfg.mixup)
+            seconds = time.perf_counter() - start
+            val_stats = evaluate(scored_view, val_iter, device, amp_dtype)  # from all ranks' logits under DDP
+            if scheduler is not None and not per_batch:
+                scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
+            row = {"epoch": epoch + 1, "phase": phase.index, **{f"train_{k}": v for k, v in train_stats.items()},
+                   **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
+            improved = state.record(row, val_stats[cfg.monitor])
+            if dist.is_main:
+                if improved:
+                    save_atomic({"model": scored.state_dict(), "epoch": epoch, "metrics": val_stats},
+                                rd.checkpoint("best"))
+                save_atomic(state.checkpoint(model, phase.index, optimizer, scheduler, scaler, ema),
+                            rd.checkpoint("last"))
+                rd.write_history(state.history)
+            if tracker is not None:
+                tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            epochs_trained += 1
+            if cfg.patience and state.bad_epochs >= cfg.patience:
+                break
 
     if tracker is not None:
-        tracker.log_run_dir(run_dir)
+        tracker.log_run_dir(rd.path)
     distributed.barrier()  # rank 0 has written best.pt
-    if best_path.is_file():
-        model.load_state_dict(load_checkpoint(best_path)["model"])
-    frame = pd.DataFrame(history)
-    best_row = frame[frame["epoch"] == best_epoch].iloc[0] if best_epoch > 0 else None
-    best_metrics = {k[4:]: float(v) for k, v in best_row.items() if k.startswith("val_")} \
-        if best_row is not None else {}
+    if rd.checkpoint("best").is_file():
+        model.load_state_dict(load_checkpoint(rd.checkpoint("best"))["model"])
     if not trainable:  # resumed a finished run: the loop did not build the last phase's groups
         param_groups(model, strategy, max(0, cfg.epochs - 1))
         trainable = count_trainable(model)
-    return FitResult(frame, best_epoch, best_metrics, run_dir, trainable, use_cache,
-                     {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size,
-                      "epochs_trained": epochs_trained})
+    return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_metrics(), rd.path, trainable,
+                     use_cache, {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size,
+                                 "epochs_trained": epochs_trained})
 
 
-def _resume_key(config: dict) -> dict:
-    """What must match for a run directory to be resumed: the configuration with defaults filled in, where
-    a data file known by its md5 counts by content, not by location (the bundled copy of a MedMNIST file and
-    the same file under ``$MEDVISION_DATA`` are one data set)."""
-    out = with_defaults(config)
-    data = out.get("data")
-    if isinstance(data, dict) and data.get("md5"):
-        out["data"] = {k: v for k, v in data.items() if k != "file"}
-    return out
+def _place(model: nn.Module, cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None, torch.amp.GradScaler | None]:
+    """Move ``model`` to its device and memory format; the autocast dtype and, for fp16, a gradient scaler."""
+    device = resolve_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+    model.to(device)
+    if cfg.channels_last:  # faster on CPU (oneDNN) as on CUDA: measured in bench/train_throughput.py
+        model.to(memory_format=torch.channels_last)
+    return device, amp_dtype, torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
 
-def with_defaults(config: dict) -> dict:
-    """A run's ``config.yaml`` with the loop and strategy settings it does not record filled in at their
-    defaults: a setting added by a later medvision, at its default, changes nothing, so older run
-    directories still resume and still compare with new ones."""
-    out = dict(config)
-    for key, cls in (("train", TrainConfig), ("strategy", StrategyConfig)):
-        if isinstance(out.get(key), dict):
-            out[key] = {**json.loads(json.dumps(asdict(cls()))), **out[key]}
-    return out
+def _resumed_state(rd: RunDirectory, config: dict, model: nn.Module, cfg: TrainConfig) -> TrainState:
+    """The state of the run in ``rd`` with its weights loaded into ``model``, or a fresh state if it has none.
 
-
-def _ordered(loader: TensorLoader) -> TensorLoader:
-    """The same images in file order, without augmentation (for feature extraction)."""
-    from dataclasses import replace
-
-    return replace(loader, shuffle=False, balanced=False, augment=None)
+    Raises:
+        RunConfigMismatchError: ``rd`` holds a run made with another configuration.
+    """
+    if not rd.checkpoint("last").is_file():
+        return TrainState(cfg.monitor)
+    rd.check_resumable(config)
+    saved = load_checkpoint(rd.checkpoint("last"))
+    model.load_state_dict(saved["model"])
+    return TrainState.resume(saved, cfg.monitor, cfg.patience, cfg.epochs)

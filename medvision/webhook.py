@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
+from medvision.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class WebhookResult:
@@ -35,7 +37,7 @@ def check_url(url: str) -> str:
     """Accept only http(s) URLs with a host (no ``file:`` or other schemes)."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"webhook URL must be http(s)://host/..., not {url!r}")
+        raise ConfigError(f"webhook URL must be http(s)://host/..., not {url!r}")
     return url
 
 

@@ -35,7 +35,7 @@ def test_choice_depends_on_validation_not_test():
 
 
 def test_features_are_cached_once(tmp_path, monkeypatch):
-    from medvision import training
+    from medvision import feature_cache
     from medvision.models import create_model
 
     model = create_model("test_resnet", 2, pretrained="none")
@@ -43,6 +43,6 @@ def test_features_are_cached_once(tmp_path, monkeypatch):
     loaders = {s: TensorLoader(images, np.arange(10) % 2, (0.5,) * 3, (0.5,) * 3) for s in ("train", "val", "test")}
     first = cached_features(model, loaders, tmp_path, "k")
     assert first["train"][0].shape == (10, model.num_features)
-    monkeypatch.setattr(training, "extract_features", lambda *a, **k: pytest.fail("features recomputed"))
+    monkeypatch.setattr(feature_cache, "extract_features", lambda *a, **k: pytest.fail("features recomputed"))
     again = cached_features(model, loaders, tmp_path, "k")
     assert torch.equal(again["val"][0], first["val"][0])

@@ -354,3 +354,49 @@ def test_a_run_recorded_before_a_new_setting_existed_still_resumes_and_compares(
     with pytest.raises(RunConfigMismatchError):  # a non-default value still differs
         fit(model_for(), tr, va, dataclasses.replace(cfg, ema_decay=0.9), StrategyConfig("full"),
             tmp_path / "old", ("m", "b"), resume=True)
+
+
+def test_resume_restores_every_random_generator_it_saves(small, tmp_path, monkeypatch):
+    import random
+
+    cfg = dataclasses.replace(FAST, epochs=3)
+    random.seed(5), np.random.seed(5)
+    fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "a", ("m", "b"))
+    expected = random.random(), np.random.rand()
+    random.seed(5), np.random.seed(5)
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "b", ("m", "b"))
+    monkeypatch.undo()
+    random.seed(99), np.random.seed(99)  # another process, other states: resume puts the saved ones back
+    fit(model_for(), *loaders(small), cfg, StrategyConfig("full"), tmp_path / "b", ("m", "b"), resume=True)
+    assert (random.random(), np.random.rand()) == expected
+
+
+def test_phases_come_from_the_strategy():
+    two = StrategyConfig("two_phase", phase1_epochs=2)
+    assert [(p.index, p.start, p.end, p.schedule_epochs) for p in two.phases(5)] == [(0, 0, 2, 2), (1, 2, 5, 3)]
+    assert [(p.index, p.start, p.end, p.schedule_epochs) for p in two.phases(2)] == [(0, 0, 2, 2)]
+    assert [(p.index, p.end, p.schedule_epochs) for p in two.phases(1)] == [(0, 1, 2)]  # ends inside phase 0
+    assert [(p.index, p.start, p.end) for p in StrategyConfig("full").phases(4)] == [(0, 0, 4)]
+    assert StrategyConfig("head_only").head_only and not two.head_only
+
+
+@pytest.mark.parametrize("name", ["cosine", "cosine_restarts", "none"])
+def test_linear_warmup_then_the_schedule(name):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=1.0)
+    sched, per_batch = make_scheduler(name, opt, epochs=3, steps_per_epoch=4, warmup_epochs=1)
+    assert per_batch
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.01) and lrs[:5] == sorted(lrs[:5]) and lrs[4] == pytest.approx(1.0)
+    if name == "cosine":
+        assert lrs[5:] == sorted(lrs[5:], reverse=True) and lrs[-1] < 0.1
+    with pytest.raises(ValueError, match="warm-up does not combine"):
+        make_scheduler("onecycle", opt, 3, 4, warmup_epochs=1)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(warmup_epochs=-1)

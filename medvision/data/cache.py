@@ -24,6 +24,7 @@ from medvision.atomic import atomic_path, write_json_atomic
 from medvision.data.decode import OnError, map_images, read_image
 from medvision.data.paths import tensor_cache_dir
 from medvision.data.table import SampleTable
+from medvision.errors import CacheError, ConfigError
 
 ResizeMode = Literal["squash", "crop", "pad"]
 CACHE_VERSION = 1
@@ -65,7 +66,7 @@ def resize_image(image: np.ndarray, size: int, mode: ResizeMode = "squash") -> n
         canvas[top:top + h, left:left + w] = image
         image = canvas
     elif mode not in ("squash", "crop", "pad"):
-        raise ValueError(f"resize mode must be squash, crop or pad, not {mode!r}")
+        raise ConfigError(f"resize mode must be squash, crop or pad, not {mode!r}")
     if image.shape[:2] == (size, size):
         return np.ascontiguousarray(image)
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
@@ -182,6 +183,6 @@ def _open(table: SampleTable, npy: Path, size: int, meta: dict) -> TensorCache:
         kept = table.with_frame(table.frame[~table.frame["sample_id"].isin(bad)])
     array = np.load(npy, mmap_mode="r")
     if len(array) != len(kept):
-        raise RuntimeError(f"tensor cache {npy} holds {len(array)} images but the table has {len(kept)}; "
+        raise CacheError(f"tensor cache {npy} holds {len(array)} images but the table has {len(kept)}; "
                            "delete the file to rebuild it")
     return TensorCache(table=kept, array=array, size=size, path=npy, skipped=skipped)

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medvision.data.errors import ImageLoadError
+from medvision.errors import ConfigError
 
 OnError = Literal["raise", "skip"]
 T = TypeVar("T")
@@ -114,7 +115,7 @@ def map_images(
         Results in input order (``None`` for skipped files) and the list of ``(path, reason)`` skipped.
     """
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        raise ConfigError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     results: list[T | None] = [None] * len(paths)
     skipped: list[tuple[Path, str]] = []
 
