@@ -10,7 +10,6 @@ are timed on in-memory batches against the plain in-memory loop.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ from medvision import DISCLAIMER
 from medvision.bundle import Bundle
 from medvision.export import export_deploy
 from medvision.inference import Predictor
+from medvision.models import sha256_file
 
 BATCH = 64
 
@@ -35,7 +35,7 @@ def _bundle(model, folder: Path, norm: dict, size: int, formats: list[str]) -> B
     files = {}
     for kind in formats:
         path, _ = export_deploy(kind, model, size, folder)
-        files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        files[path.name] = sha256_file(path)
     meta = {"architecture": "tf_efficientnet_lite0", "class_names": ["normal", "pneumonia"], "temperature": 1.0,
             "preprocessing": {"cache_size": 28, "input_size": size, "resize": "squash", "mean": list(norm["mean"]),
                               "std": list(norm["std"])}, "files": files, "disclaimer": DISCLAIMER, "tta": "none"}

@@ -5,12 +5,12 @@
 'pneumonia'
 
 Images go through exactly the preprocessing of training and evaluation (recorded in the bundle), so the
-probabilities equal those of the run's own evaluation (within 1e-4 when the bundle's ``model.onnx`` runs them).
-On the CPU a bundle exported with ``--format onnx`` is run by ONNX Runtime, several times faster than eager
-PyTorch; otherwise the network runs with its BatchNorms folded (:mod:`medvision.fusion`), channels-last batches
-and ``torch.inference_mode`` (``bench/train_throughput.py`` measures both against a plain ``model.eval()`` loop). Inputs may be paths, Pillow images, uint8 arrays
-(grayscale, RGB or RGBA) or binary file objects (uploads); bad files raise
-:class:`~medvision.data.errors.ImageLoadError` naming the file.
+probabilities equal those of the run's own evaluation (within 1e-4 when the bundle's ``model.onnx`` runs them). On
+the CPU a bundle exported with ``medvision export --onnx`` is run by ONNX Runtime, several times faster than eager
+PyTorch; otherwise the network runs with its BatchNorms folded (:mod:`medvision.fusion`), channels-last batches and
+``torch.inference_mode`` (``bench/train_throughput.py`` measures both against a plain ``model.eval()`` loop).
+Inputs may be paths, Pillow images, uint8 arrays (grayscale, RGB or RGBA) or binary file objects (uploads); bad
+files raise :class:`~medvision.data.errors.ImageLoadError` naming the file.
 """
 
 from __future__ import annotations
