@@ -86,5 +86,9 @@ class RunDirectoryNotWritableError(UserError, OSError):
     """A run directory cannot be written (permissions, disk full); nothing was trained."""
 
 
+class FileWriteError(UserError, OSError):
+    """A result file cannot be written (disk full, no permission, read-only folder); the previous file is kept."""
+
+
 class MissingExtraError(UserError, ImportError, RuntimeError):
     """An optional extra (``[onnx]``, ``[app]``, ``[track]``, ``[kaggle]``) is needed and not installed."""

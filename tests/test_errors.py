@@ -55,6 +55,15 @@ def test_cli_user_error_is_one_line_with_exit_2(tmp_path, capsys):
     assert err.startswith("medvision predict: ") and "\n" not in err and "Traceback" not in err
 
 
+def test_an_unwritable_output_is_a_user_error_in_one_line(shared_data, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["data", "split", "breastmnist", "--data-root", str(shared_data), "--out",
+                 str(blocker / "split.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("medvision data: cannot write ") and "split.csv" in err and "\n" not in err
+
+
 BUG = """
 import sys
 import medvision.cli as cli
