@@ -359,100 +359,149 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     """Train ``model`` with ``strategy``; keep the best epoch on validation ``cfg.monitor``.
 
     The strategy's phases (:meth:`StrategyConfig.phases`) say what trains at which rates for how long; each
-    phase gets a fresh optimizer and schedule. Only rank 0 writes files under DDP; every rank trains.
-
-    Args:
-        model: A timm model (see :func:`medvision.models.create_model`).
-        train_loader: Training batches (shuffled, augmented).
-        val_loader: Validation batches (no augmentation). The test split is never used here.
-        cfg: Loop settings.
-        strategy: What trains at which learning rate.
-        run_dir: Where config, history and checkpoints go (:class:`medvision.run_dir.RunDirectory`).
-        class_names: Saved as the run's class list.
-        resume: Continue from the run directory's last checkpoint if it exists.
-        extra_config: More facts for the saved configuration (data config, weights source...).
-        tracker: Optional :class:`medvision.tracking.MLflowTracker` (params, per-epoch metrics, artifacts).
+    phase gets a fresh optimizer and schedule (:mod:`medvision.optim`). ``run_dir`` receives the configuration,
+    history and checkpoints (:class:`~medvision.run_dir.RunDirectory`); with ``resume`` an interrupted run
+    continues from ``last.pt`` with every random generator restored (:class:`TrainState`). ``train_loader``
+    gives augmented training batches and ``val_loader`` validation batches (the test split is never used here);
+    ``extra_config`` adds facts to the saved configuration; ``tracker`` is an optional
+    :class:`medvision.tracking.MLflowTracker`. Only rank 0 writes under DDP; every rank trains.
 
     Returns:
         The history and the best epoch; the model holds the best weights on return.
     """
-    rd, dist = RunDirectory(run_dir), distributed.info()
-    if dist.is_main:
-        rd.ensure_writable()
-    device, amp_dtype, scaler = _place(model, cfg)
-    weights = class_weights(train_loader.labels, len(class_names) or int(train_loader.labels.max()) + 1)
-    criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
-    config = {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}
-    state = _resumed_state(rd, config, model, cfg) if resume else TrainState(cfg.monitor)
-    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
-    if ema is not None and state.saved is not None:
-        ema.load_state_dict(state.saved["ema"])
-    scored = ema.module if ema is not None else model  # the weights validation scores and best.pt keeps
-    tracker = tracker if dist.is_main else None
-    if dist.is_main:
-        rd.write_config(config)
-        rd.write_classes(class_names)
-        if tracker is not None:
-            tracker.log_params(config)
-
-    use_cache = can_cache_features(train_loader, strategy.head_only, cfg.cached_head, cfg.mixup, dist.enabled)
-    train_iter, val_iter, step_model, feature_seconds = train_loader, val_loader, model, 0.0
-    if use_cache:
-        param_groups(model, strategy)  # freeze the backbone before extracting
-        train_iter, val_iter, feature_seconds = cached_feature_loaders(model, train_loader, val_loader,
-                                                                       cfg.tta == "hflip", device)
-        step_model = CachedHead(model)
-    scored_view = CachedHead(scored) if use_cache else with_tta(scored, cfg.tta)
-    trainable, epochs_trained = 0, 0
+    run = _Run.start(model, cfg, strategy, RunDirectory(run_dir), class_names, train_loader.labels,
+                     {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}, resume, tracker)
+    data = _EpochData.build(model, strategy, cfg, train_loader, val_loader, run)
     for phase in strategy.phases(cfg.epochs):
-        if phase.end <= state.next_epoch or (cfg.patience and state.bad_epochs >= cfg.patience):
+        if phase.end <= run.state.next_epoch or run.stopped_early:
             continue
         optimizer = make_optimizer(param_groups(model, strategy, phase.start))
-        scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase.schedule_epochs, len(train_iter),
+        scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase.schedule_epochs, len(data.train),
                                               "min" if cfg.monitor == "loss" else "max", cfg.warmup_epochs)
-        state.load_optimizer(phase.index, optimizer, scheduler, scaler)
-        trainable = count_trainable(model)
-        stepped = step_model if not dist.enabled else DistributedDataParallel(  # the groups trainable now
-            model, device_ids=[device.index or 0] if device.type == "cuda" else None)
-        for epoch in range(max(phase.start, state.next_epoch), phase.end):
+        run.state.load_optimizer(phase.index, optimizer, scheduler, run.scaler)
+        run.trainable = count_trainable(model)
+        stepped = data.step_model if not run.dist.enabled else DistributedDataParallel(  # the groups trainable now
+            model, device_ids=[run.device.index or 0] if run.device.type == "cuda" else None)
+        for epoch in range(max(phase.start, run.state.next_epoch), phase.end):
             torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: identical with or without resume
-            train_iter.set_epoch(epoch)
+            data.train.set_epoch(epoch)
             start = time.perf_counter()
-            train_stats = train_one_epoch(stepped, train_iter, criterion, optimizer, device, scheduler, per_batch,
-                                          cfg.grad_clip, amp_dtype, scaler, cfg.channels_last and not use_cache,
-                                          desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and
-                                          dist.is_main, ema=ema, mixup=cfg.mixup)
+            train_stats = train_one_epoch(stepped, data.train, run.criterion, optimizer, run.device, scheduler,
+                                          per_batch, cfg.grad_clip, run.amp_dtype, run.scaler,
+                                          cfg.channels_last and not data.cached, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                          progress=cfg.progress and run.dist.is_main, ema=run.ema, mixup=cfg.mixup)
             seconds = time.perf_counter() - start
-            val_stats = evaluate(scored_view, val_iter, device, amp_dtype)  # from all ranks' logits under DDP
+            val_stats = evaluate(data.scored, data.val, run.device, run.amp_dtype)  # all ranks' logits under DDP
             if scheduler is not None and not per_batch:
                 scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
-            row = {"epoch": epoch + 1, "phase": phase.index, **{f"train_{k}": v for k, v in train_stats.items()},
-                   **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
-            improved = state.record(row, val_stats[cfg.monitor])
-            if dist.is_main:
-                if improved:
-                    save_atomic({"model": scored.state_dict(), "epoch": epoch, "metrics": val_stats},
-                                rd.checkpoint("best"))
-                save_atomic(state.checkpoint(model, phase.index, optimizer, scheduler, scaler, ema),
-                            rd.checkpoint("last"))
-                rd.write_history(state.history)
-            if tracker is not None:
-                tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-            epochs_trained += 1
-            if cfg.patience and state.bad_epochs >= cfg.patience:
+            run.end_epoch(epoch, phase.index, train_stats, val_stats, seconds, model, optimizer, scheduler)
+            if run.stopped_early:
                 break
+    return run.finish(model, strategy, data)
 
-    if tracker is not None:
-        tracker.log_run_dir(rd.path)
-    distributed.barrier()  # rank 0 has written best.pt
-    if rd.checkpoint("best").is_file():
-        model.load_state_dict(load_checkpoint(rd.checkpoint("best"))["model"])
-    if not trainable:  # resumed a finished run: the loop did not build the last phase's groups
-        param_groups(model, strategy, max(0, cfg.epochs - 1))
-        trainable = count_trainable(model)
-    return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_metrics(), rd.path, trainable,
-                     use_cache, {"feature_extraction_seconds": feature_seconds, "world_size": dist.world_size,
-                                 "epochs_trained": epochs_trained})
+
+@dataclass
+class _Run:
+    """What one ``fit`` call wires together — device and precision, loss, weight average, resume state, run
+    directory and tracker — and what it does at the end of each epoch and of the run."""
+
+    rd: RunDirectory
+    cfg: TrainConfig
+    dist: distributed.DistInfo
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    criterion: nn.Module
+    state: TrainState
+    ema: WeightAverage | None
+    tracker: object | None
+    trainable: int = 0
+    epochs_trained: int = 0
+
+    @classmethod
+    def start(cls, model: nn.Module, cfg: TrainConfig, strategy: StrategyConfig, rd: RunDirectory,
+              class_names: Sequence[str], labels: np.ndarray, config: dict, resume: bool, tracker) -> _Run:
+        """Place the model, build the loss, restore an interrupted run, write the configuration."""
+        dist = distributed.info()
+        if dist.is_main:
+            rd.ensure_writable()
+        device, amp_dtype, scaler = _place(model, cfg)
+        weights = class_weights(labels, len(class_names) or int(labels.max()) + 1)
+        criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
+        state = _resumed_state(rd, config, model, cfg) if resume else TrainState(cfg.monitor)
+        ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+        if ema is not None and state.saved is not None:
+            ema.load_state_dict(state.saved["ema"])
+        tracker = tracker if dist.is_main else None
+        if dist.is_main:
+            rd.write_config(config)
+            rd.write_classes(class_names)
+            if tracker is not None:
+                tracker.log_params(config)
+        return cls(rd, cfg, dist, device, amp_dtype, scaler, criterion, state, ema, tracker)
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.cfg.patience) and self.state.bad_epochs >= self.cfg.patience
+
+    def scored(self, model: nn.Module) -> nn.Module:
+        """The weights validation scores and ``best.pt`` keeps: the weight average where there is one."""
+        return self.ema.module if self.ema is not None else model
+
+    def end_epoch(self, epoch: int, phase: int, train_stats: dict, val_stats: dict, seconds: float,
+                  model: nn.Module, optimizer, scheduler) -> None:
+        """Record the epoch; write ``best.pt`` when it improved, then ``last.pt`` and the history; track it."""
+        row = {"epoch": epoch + 1, "phase": phase, **{f"train_{k}": v for k, v in train_stats.items()},
+               **{f"val_{k}": v for k, v in val_stats.items()}, "seconds": seconds}
+        improved = self.state.record(row, val_stats[self.cfg.monitor])
+        if self.dist.is_main:
+            if improved:
+                save_atomic({"model": self.scored(model).state_dict(), "epoch": epoch, "metrics": val_stats},
+                            self.rd.checkpoint("best"))
+            save_atomic(self.state.checkpoint(model, phase, optimizer, scheduler, self.scaler, self.ema),
+                        self.rd.checkpoint("last"))
+            self.rd.write_history(self.state.history)
+        if self.tracker is not None:
+            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+        self.epochs_trained += 1
+
+    def finish(self, model: nn.Module, strategy: StrategyConfig, data: _EpochData) -> FitResult:
+        """Load the best weights into ``model`` (rank 0 wrote them) and say what the run did."""
+        if self.tracker is not None:
+            self.tracker.log_run_dir(self.rd.path)
+        distributed.barrier()
+        if self.rd.checkpoint("best").is_file():
+            model.load_state_dict(load_checkpoint(self.rd.checkpoint("best"))["model"])
+        if not self.trainable:  # resumed a finished run: the loop did not build the last phase's groups
+            param_groups(model, strategy, max(0, self.cfg.epochs - 1))
+            self.trainable = count_trainable(model)
+        return FitResult(pd.DataFrame(self.state.history), self.state.best_epoch, self.state.best_metrics(),
+                         self.rd.path, self.trainable, data.cached,
+                         {"feature_extraction_seconds": data.feature_seconds, "world_size": self.dist.world_size,
+                          "epochs_trained": self.epochs_trained})
+
+
+@dataclass
+class _EpochData:
+    """What an epoch trains and validates on: the loaders, or for a head-only strategy whose augmentation
+    allows it, cached backbone features (:mod:`medvision.feature_cache`) and the classifier alone."""
+
+    train: TensorLoader | FeatureLoader
+    val: TensorLoader | FeatureLoader
+    step_model: nn.Module
+    scored: nn.Module
+    cached: bool = False
+    feature_seconds: float = 0.0
+
+    @classmethod
+    def build(cls, model: nn.Module, strategy: StrategyConfig, cfg: TrainConfig, train_loader: TensorLoader,
+              val_loader: TensorLoader, run: _Run) -> _EpochData:
+        scored = run.scored(model)
+        if not can_cache_features(train_loader, strategy.head_only, cfg.cached_head, cfg.mixup, run.dist.enabled):
+            return cls(train_loader, val_loader, model, with_tta(scored, cfg.tta))
+        param_groups(model, strategy)  # freeze the backbone before extracting
+        train, val, seconds = cached_feature_loaders(model, train_loader, val_loader, cfg.tta == "hflip", run.device)
+        return cls(train, val, CachedHead(model), CachedHead(scored), True, seconds)
 
 
 def _place(model: nn.Module, cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None, torch.amp.GradScaler | None]:
