@@ -8,65 +8,43 @@ macro AUC), which is what :func:`medvision.metrics.classification_metrics` retur
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from medvision.errors import ConfigError, DataNotFoundError
-from medvision.experiment import ExperimentConfig
+from medvision.errors import DataNotFoundError
 from medvision.resources import anchors_file
+from medvision.run_config import RunConfig, merge
 from medvision.run_dir import RunDirectory
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How the benchmark trains on one data set (the chapter's parameters, overridable per data set).
-
-    Attributes:
-        epochs: Maximum epochs per run.
-        augment: ``none``, ``flip`` or ``default``.
-        lr: Head learning rate (the whole network's under ``full``).
-        image_size: Model input size.
-        ema_decay: Weight-average decay (0: off); see :class:`medvision.training.TrainConfig`.
-        patience: Early-stopping patience in epochs (0: train every epoch, still select on validation).
-        tta: Test-time augmentation of validation and test scores, ``none`` or ``hflip``; see
-            :class:`medvision.training.TrainConfig`.
-    """
-
-    epochs: int = 6
-    augment: str = "flip"
-    lr: float = 1e-3
-    image_size: int = 64
-    ema_decay: float = 0.0
-    patience: int = 5
-    tta: str = "none"
-
-
-def settings_for(dataset: str, base: Settings, per_dataset: dict[str, dict]) -> Settings:
-    """``base`` with ``per_dataset[dataset]``'s overrides (e.g. ``{"breastmnist": {"epochs": 30}}``).
+def dataset_config(dataset: str, overrides: Mapping[str, Any] | None = None,
+                   per_dataset: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
+    """The configuration of one benchmarked data set: ``RunConfig.load(dataset)`` (a MedMNIST flag or a
+    ``configs/`` system) with the chapter's ``overrides``, then ``per_dataset[dataset]``'s (the same schema, e.g.
+    ``{"breastmnist": {"train": {"epochs": 30}}}``).
 
     Raises:
-        ValueError: an override names a setting that does not exist.
+        ConfigError: an entry of ``per_dataset`` — any, not only ``dataset``'s — sets an unknown section or field.
     """
-    known = {f.name for f in fields(Settings)}
-    for name, overrides in per_dataset.items():
-        unknown = set(overrides) - known
-        if unknown:
-            raise ConfigError(f"per_dataset[{name!r}] sets {sorted(unknown)}; a data set may override "
-                             f"{sorted(known)}")
-    return replace(base, **per_dataset.get(dataset, {}))
+    per_dataset = dict(per_dataset or {})
+    for name, extra in per_dataset.items():
+        where = f"per_dataset[{name!r}]"
+        RunConfig.from_dict(merge({}, extra, where=where), where)
+    return RunConfig.load(dataset, [overrides or {}, per_dataset.get(dataset, {})])
 
 
-def experiment_for(spec: str, exp: ExperimentConfig) -> ExperimentConfig:
-    """The experiment settings of one strategy: head-only runs train the classifier on cached features with
-    flips only (as linear probes are trained, and without a backbone pass per epoch); the strategies that
-    train the backbone use the data set's augmentation."""
-    if spec == "head_only" and exp.augment not in ("none", "flip"):
-        return replace(exp, augment="flip")
-    return exp
+def strategy_config(spec: str, config: RunConfig) -> RunConfig:
+    """The configuration of one strategy: head-only runs train the classifier on cached features with flips only
+    (as linear probes are trained, and without a backbone pass per epoch); the strategies that train the
+    backbone use the data set's augmentation."""
+    if spec == "head_only" and config.experiment.augment not in ("none", "flip"):
+        return config.override({"experiment": {"augment": "flip"}})
+    return config
 
 
 def load_anchors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:

@@ -47,7 +47,21 @@ def find_repo_root(start: Path | None = None) -> Path:
 
 
 def load_profile(name: str, root: Path) -> dict:
-    """Read ``profiles/<name>.yaml``: ``{description, notebooks: {notebook: {param: value}}}``."""
+    """Read and check ``profiles/<name>.yaml``.
+
+    A profile is a :class:`~medvision.run_config.RunConfig` document for the whole book plus one entry per
+    chapter::
+
+        description: what the profile is for
+        config: pneumoniamnist          # every chapter's configuration: a configs/ system, YAML path or MedMNIST flag
+        experiment: {image_size: 64}    # overrides for every chapter, in the configs/ schema
+        notebooks:
+          02_training_strategies:
+            train: {epochs: 3}          # this chapter's overrides, in the same schema
+            lr_find_steps: 40           # any other key: one of the chapter's own parameters
+
+    Each chapter's configuration is built once here, so an unknown field fails before anything runs.
+    """
     path = root / "profiles" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
@@ -56,6 +70,10 @@ def load_profile(name: str, root: Path) -> dict:
     notebooks = profile.get("notebooks")
     if not isinstance(notebooks, dict) or not notebooks:
         raise ConfigError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
+    unknown = sorted(set(profile) - {"description", "config", "notebooks", *OVERRIDE_SECTIONS})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; a profile has description, config, notebooks and "
+                          f"the configuration sections {', '.join(OVERRIDE_SECTIONS)}")
     toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
     needed = [c["file"].rsplit("/", 1)[-1] for part in toc.get("parts", []) for c in part.get("chapters", [])
               if c.get("file", "").startswith(GENERATED.as_posix())]
@@ -67,7 +85,28 @@ def load_profile(name: str, root: Path) -> dict:
             raise NotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")
         if params is not None and not isinstance(params, dict):
             raise ConfigError(f"{path}: parameters of {nb!r} must be a mapping")
+        from medvision.run_config import RunConfig
+
+        chapter = chapter_parameters(profile, nb)
+        RunConfig.load(chapter["config"], [chapter["overrides"]])  # raises, naming the field, on a bad override
     return profile
+
+
+#: The sections of a profile (and of a chapter's entry) that override the chapter's RunConfig.
+OVERRIDE_SECTIONS = ("data", "experiment", "train", "strategy", "strategies")
+
+
+def chapter_parameters(profile: dict, notebook: str) -> dict:
+    """The papermill parameters of one chapter under ``profile``: ``config`` (the chapter's or the profile's),
+    ``overrides`` (the profile's sections, then the chapter's, merged section by section) and the chapter's own
+    parameters."""
+    from medvision.run_config import merge
+
+    entry = dict(profile["notebooks"].get(notebook) or {})
+    shared = {k: profile[k] for k in OVERRIDE_SECTIONS if k in profile}
+    own = {k: entry.pop(k) for k in OVERRIDE_SECTIONS if k in entry}
+    config = entry.pop("config", profile.get("config", ""))
+    return {"config": config, "overrides": merge({}, shared, own, where=f"profile, {notebook}"), **entry}
 
 
 def ensure_kernel() -> None:
@@ -300,8 +339,8 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     record = {"profile": profile_name, "medvision": medvision.__version__,
               "python": platform.python_version(), "git_commit": git_commit(root), "jobs": jobs,
               "notebooks": {}}
-    selected = {nb: {**(params or {}), "profile": profile_name}
-                for nb, params in profile["notebooks"].items() if not only or nb in only}
+    selected = {nb: {**chapter_parameters(profile, nb), "profile": profile_name}
+                for nb in profile["notebooks"] if not only or nb in only}
 
     def finished(nb: str, seconds: float) -> None:
         record["notebooks"][nb] = {"seconds": round(seconds, 1), "parameters": selected[nb]}

@@ -24,22 +24,46 @@ EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 # --- data --------------------------------------------------------------------------------------------------
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="MedMNIST flag (pneumoniamnist), or a folder / CSV path under the data root")
-    p.add_argument("--source", choices=["medmnist", "folder", "csv"], default="medmnist")
-    p.add_argument("--size", type=int, default=28, help="MedMNIST file size, or the working resolution")
-    p.add_argument("--data-root", default="", help="default: $MEDVISION_DATA, then the user cache dir")
-    p.add_argument("--path-col", default="path", help="CSV column of image paths")
-    p.add_argument("--label-col", default="label", help="CSV column of labels")
-    p.add_argument("--group-col", default="", help="CSV column of patient / lesion ids (group-aware split)")
-    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("name", help="a configs/ system (ham10000), a YAML configuration, a MedMNIST flag "
+                                "(pneumoniamnist), or with --source folder/csv a folder / CSV under the data root")
+    p.add_argument("--source", choices=["medmnist", "folder", "csv"], default=None,
+                   help="read NAME as this kind of data set instead of as a configuration")
+    p.add_argument("--set", action="append", default=[], metavar="data.FIELD=VALUE",
+                   help="override a data field, e.g. --set data.group_col=patient (repeatable)")
+    p.add_argument("--size", type=int, default=None, help="MedMNIST file size, or the working resolution")
+    p.add_argument("--data-root", default=None, help="default: $MEDVISION_DATA, then the user cache dir")
+    p.add_argument("--path-col", default=None, help="CSV column of image paths")
+    p.add_argument("--label-col", default=None, help="CSV column of labels")
+    p.add_argument("--group-col", default=None, help="CSV column of patient / lesion ids (group-aware split)")
+    p.add_argument("--seed", type=int, default=None, help="split seed")
+
+
+#: The data flags of the ``data`` sub-commands and the DataConfig field each sets.
+_DATA_FLAGS = {"size": "size", "data_root": "data_root", "path_col": "path_col", "label_col": "label_col",
+               "group_col": "group_col", "seed": "seed"}
+
+
+def _data_config(args: argparse.Namespace):
+    """The :class:`DataConfig` the ``data`` sub-commands work on: NAME read as a configuration (system, YAML or
+    MedMNIST flag) or, with ``--source``, as a data set of that kind; then the flags given, then ``--set``."""
+    from medvision.errors import ConfigError
+    from medvision.run_config import RunConfig, parse_override
+
+    sets = [parse_override(item) for item in args.set]
+    if any(set(o) != {"data"} for o in sets):
+        raise ConfigError(f"the data sub-commands take data.FIELD=VALUE overrides only, not {' '.join(args.set)}")
+    flags = {field: getattr(args, flag) for flag, field in _DATA_FLAGS.items() if getattr(args, flag) is not None}
+    if args.source:
+        config = RunConfig.load("", [{"data": {"source": args.source, "name": args.name}}])
+    else:
+        config = RunConfig.load(args.name)
+    return config.override({"data": flags}, *sets).data
 
 
 def _load_table(args: argparse.Namespace):
-    from medvision.data import DataConfig, load_data
+    from medvision.data import load_data
 
-    return load_data(DataConfig(source=args.source, name=args.name, size=args.size, data_root=args.data_root,
-                                path_col=args.path_col, label_col=args.label_col, group_col=args.group_col,
-                                seed=args.seed))
+    return load_data(_data_config(args))
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
@@ -98,7 +122,7 @@ def _train(args: argparse.Namespace) -> int:
     from medvision.systems import load_system, train_system
 
     system = load_system(args.config, data_root=args.data_root, overrides=args.set)
-    runs_dir = Path(args.runs_dir or Path("runs") / system.name)
+    runs_dir = Path(args.runs_dir or Path("runs") / system.label)
     dist = distributed.setup()  # a no-op unless started by torchrun
     try:
         summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,

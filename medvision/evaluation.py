@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -18,16 +19,18 @@ from torch import nn
 from medvision.calibration import calibration_table, fit_temperature
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.cache import TensorCache, build_tensor_cache
-from medvision.data.config import DataConfig, load_data
+from medvision.data.config import load_data
 from medvision.data.loader import TensorLoader
 from medvision.data.splits import apply_manifest
 from medvision.errors import (  # noqa: F401  (MixedRunsError: importable from here)
-    ConfigError,
     MixedRunsError,
     RunDirectoryError,
 )
 from medvision.metrics import bootstrap_ci, detailed_metrics, per_class_report, predictions_table
 from medvision.run_dir import RunDirectory, with_defaults
+
+if TYPE_CHECKING:
+    from medvision.run_config import RunConfig
 
 
 @dataclass
@@ -35,7 +38,7 @@ class LoadedRun:
     """A run rebuilt from its directory: configuration, best model, the same data split and loaders."""
 
     run_dir: Path
-    config: dict
+    config: RunConfig
     model: nn.Module
     cache: TensorCache
     class_names: tuple[str, ...]
@@ -60,30 +63,21 @@ class Evaluation:
     calibration: pd.DataFrame
 
 
-def data_config_of(config: dict) -> DataConfig:
-    raw = dict(config["data_config"])
-    raw["classes"], raw["ratios"] = tuple(raw["classes"]), tuple(raw["ratios"])
-    return DataConfig(**raw)
-
-
 def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
     """Rebuild the model (from ``<checkpoint>.pt``) and the exact data split (from ``split.csv``) of a run."""
-    from medvision.experiment import ExperimentConfig, make_loaders
+    from medvision.experiment import make_loaders
     from medvision.models import create_model
 
     rd = RunDirectory(run_dir)
-    config = rd.config()
-    if "data_config" not in config or "experiment" not in config:
-        raise ConfigError(f"{rd / rd.CONFIG} lacks data_config/experiment: it was not written by run_strategy")
-    data_cfg = data_config_of(config)
+    config = rd.run_config()
+    data_cfg, exp = config.data, config.experiment
     table = apply_manifest(load_data(data_cfg), rd / rd.SPLIT)
     cache = build_tensor_cache(table, data_cfg.size, resize=data_cfg.resize, progress=False)
-    exp = ExperimentConfig(**config["experiment"])
     model = create_model(exp.backbone, table.num_classes, pretrained="none", drop_rate=exp.drop_rate,
                          head_hidden=exp.head_hidden)
     model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()
-    loaders = make_loaders(cache, model, exp, config["train"]["seed"])
+    loaders = make_loaders(cache, model, exp, config.train.seed)
     return LoadedRun(rd.path, config, model, cache, table.class_names, loaders)
 
 
@@ -102,7 +96,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
         return _load_evaluation(rd)
     run = load_run(run_dir)
     device = torch.device("cpu")
-    scored = with_tta(run.model, with_defaults(run.config)["train"]["tta"])  # as the run was selected and scored
+    scored = with_tta(run.model, run.config.train.tta)  # as the run was selected and scored
     val_logits, val_targets = predict_logits(scored, run.loaders["val"], device)
     test_logits, test_targets = predict_logits(scored, run.loaders["test"], device)
     temperature = fit_temperature(val_logits, val_targets, split="val")

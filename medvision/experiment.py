@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -17,15 +18,17 @@ import torch
 from medvision import distributed, run_log
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
-from medvision.data.config import DataConfig
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
 from medvision.devices import autocast_dtype, resolve_device
 from medvision.errors import ConfigError
 from medvision.models import create_model, with_tta
 from medvision.run_dir import RunDirectory
-from medvision.strategies import StrategyConfig
-from medvision.training import TrainConfig, evaluate, fit, seed_everything
+from medvision.strategies import STRATEGIES, StrategyConfig
+from medvision.training import evaluate, fit, seed_everything
+
+if TYPE_CHECKING:
+    from medvision.run_config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,19 @@ class ExperimentConfig:
         raise ConfigError(f"augment must be none, flip or default, not {self.augment!r}")
 
 
-def parse_strategy(spec: str, **defaults) -> StrategyConfig:
+def parse_strategy(spec: str, base: StrategyConfig | None = None, **defaults) -> StrategyConfig:
     """``"head_only"``, ``"last_k:2"``, ``"full"``, ``"two_phase"`` (last k), ``"two_phase:all"``,
-    ``"discriminative"`` → a :class:`StrategyConfig` (other fields from ``defaults``)."""
+    ``"discriminative"`` → a :class:`StrategyConfig`; its other fields come from ``base`` (a configuration's
+    ``strategy`` section), then ``defaults``.
+
+    Raises:
+        ConfigError: an unknown strategy, or a malformed argument after ``:``.
+    """
     name, _, arg = spec.partition(":")
-    cfg = StrategyConfig(name=name, **defaults)
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {spec!r}; choose from {', '.join(STRATEGIES)} "
+                          "(last_k and two_phase take ':<blocks>', two_phase also ':all')")
+    cfg = replace(base or StrategyConfig(), name=name, **defaults)
     if arg == "all" and name == "two_phase":
         return replace(cfg, unfreeze_all=True)
     if arg:
@@ -96,17 +107,25 @@ def make_loaders(cache: TensorCache, model: torch.nn.Module, exp: ExperimentConf
     return loaders
 
 
-def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: TrainConfig,
-                 runs_dir: str | os.PathLike[str], data_config: DataConfig,
-                 strategy_defaults: dict | None = None, extra_config: dict | None = None,
-                 resume: bool = True) -> dict:
+def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str | os.PathLike[str],
+                 extra_config: dict | None = None, resume: bool = True) -> dict:
     """Train one strategy on ``cache``'s train split, select on val, score the best checkpoint on test once.
 
-    ``data_config`` (how ``cache``'s table was loaded) is saved so later chapters can rebuild the data.
-    Returns the summary also written to ``<run dir>/summary.json``.
+    Args:
+        cache: The decoded images of ``config.data``'s split (:func:`medvision.data.build_tensor_cache`).
+        spec: A strategy spec (``"last_k:2"``), completed from ``config.strategy``.
+        config: The run's configuration; its ``data`` (how ``cache``'s table was loaded) is saved so that later
+            chapters can rebuild the data.
+        runs_dir: The run directory is ``<runs_dir>/<run name>``; a finished or interrupted one resumes.
+        extra_config: More facts for the saved configuration (the system's name...).
+        resume: Continue an interrupted run in that directory.
+
+    Returns:
+        The summary also written to ``<run dir>/summary.json``.
     """
+    exp, train, data_config = config.experiment, config.train, config.data
     table = cache.table
-    strategy = parse_strategy(spec, **(strategy_defaults or {}))
+    strategy = config.strategy_for(spec)
     run_dir = Path(runs_dir) / run_name(spec, exp.pretrained)
     seed_everything(train.seed)
     model = create_model(exp.backbone, table.num_classes, exp.pretrained, drop_rate=exp.drop_rate,
@@ -117,10 +136,10 @@ def run_strategy(cache: TensorCache, spec: str, exp: ExperimentConfig, train: Tr
         RunDirectory(run_dir).ensure_writable()  # before anything is written: one clear error, nothing trained
         save_manifest(table, RunDirectory(run_dir) / RunDirectory.SPLIT)
     weights = model.weights_source
-    config = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
-              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
+    saved = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
+             "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
-                 resume=resume, extra_config=config)
+                 resume=resume, extra_config=saved)
     if main:
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)

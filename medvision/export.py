@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,7 +37,10 @@ from medvision.calibration import coverage_for_accuracy, risk_coverage
 from medvision.checkpoints import load_checkpoint
 from medvision.errors import ConfigError, MissingExtraError, NotFoundError, OutputExistsError
 from medvision.models import sha256_file, with_tta
-from medvision.run_dir import RunDirectory, with_defaults
+from medvision.run_dir import RunDirectory
+
+if TYPE_CHECKING:
+    from medvision.run_config import RunConfig
 
 DEPLOY_FORMATS = ("onnx", "pt2")
 
@@ -86,12 +90,12 @@ def abstention_threshold(val_logits: torch.Tensor, val_targets: torch.Tensor, te
     return out
 
 
-def _preprocessing(model: torch.nn.Module, config: dict) -> dict:
+def _preprocessing(model: torch.nn.Module, config: RunConfig) -> dict:
     from medvision.data.loader import normalization_from_model
 
     norm = normalization_from_model(model)
-    return {"cache_size": int(config["data_config"]["size"]), "input_size": int(config["experiment"]["image_size"]),
-            "resize": config["data_config"].get("resize", "squash"), "mean": [float(m) for m in norm["mean"]],
+    return {"cache_size": config.data.size, "input_size": config.experiment.image_size,
+            "resize": config.data.resize, "mean": [float(m) for m in norm["mean"]],
             "std": [float(s) for s in norm["std"]], "channels": "RGB",
             "steps": "decode to RGB uint8; resize to cache_size (bicubic, resize mode); /255; resize to "
                      "input_size (bilinear, antialias); (x - mean) / std"}
@@ -161,14 +165,13 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     rd.require(rd.CONFIG, rd.SUMMARY, rd.CLASSES, rd.checkpoint(checkpoint).name)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass overwrite=True (--force) to replace it")
-    config, summary, class_names = rd.config(), rd.summary(), rd.classes()
+    saved, config, summary, class_names = rd.config(), rd.run_config(), rd.summary(), rd.classes()
     described = load_descriptions(descriptions, class_names)
     ev = evaluate_run(run_dir)
-    exp = config["experiment"]
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": exp["backbone"],
-            "head_hidden": int(exp.get("head_hidden", 0)), "drop_rate": float(exp.get("drop_rate", 0.0)),
-            "class_names": class_names, "descriptions": described,
-            "tta": with_defaults(config)["train"]["tta"]}
+    exp = config.experiment
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": exp.backbone,
+            "head_hidden": exp.head_hidden, "drop_rate": exp.drop_rate, "class_names": class_names,
+            "descriptions": described, "tta": config.train.tta}
     model = build_model(meta)
     model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()
@@ -183,9 +186,9 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
                     "calibration": ev.calibration.reset_index(names="when").to_dict(orient="records")},
         "training": {"run": run_dir.name, "strategy": summary["strategy"], "checkpoint": checkpoint,
                      "best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
-                     "seed": config["train"]["seed"], "pretrained_weights": config.get("weights", {}),
+                     "seed": config.train.seed, "pretrained_weights": saved.get("weights", {}),
                      "environment": rd.environment()},
-        "data": config.get("data", {}),
+        "data": saved.get("data", {}),
         "disclaimer": medvision.DISCLAIMER,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "medvision_version": medvision.__version__,

@@ -24,13 +24,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from medvision.atomic import atomic_path, write_json_atomic, write_text_atomic
 from medvision.errors import RunConfigMismatchError, RunDirectoryError, RunDirectoryNotWritableError
+
+if TYPE_CHECKING:
+    from medvision.run_config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,26 @@ class RunDirectory:
             return yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise RunDirectoryError(f"{path} is not valid YAML ({exc}); the run directory is damaged") from exc
+
+    def run_config(self) -> RunConfig:
+        """The saved configuration as a :class:`~medvision.run_config.RunConfig` (settings added by a later
+        medvision at their defaults; ``strategies`` is the run's strategy).
+
+        Raises:
+            RunDirectoryError: ``config.yaml`` is missing, damaged or was not written by a training run.
+        """
+        from medvision.run_config import RunConfig
+
+        config = self.config()
+        if "data_config" not in config or "experiment" not in config:
+            raise RunDirectoryError(f"{self.path / self.CONFIG} lacks data_config/experiment: it was not written "
+                                    "by a training run (medvision.experiment.run_strategy)")
+        strategy = dict(config.get("strategy") or {})
+        name = strategy.pop("name", "head_only")
+        return RunConfig.from_dict({"data": config["data_config"], "experiment": config["experiment"],
+                                    "train": config.get("train") or {}, "strategy": strategy,
+                                    "strategies": [name]}, str(self.path / self.CONFIG),
+                                   name=str(config.get("system", "")))
 
     def write_config(self, config: dict) -> None:
         write_text_atomic(self.path / self.CONFIG, yaml.safe_dump(_plain(config), sort_keys=False))

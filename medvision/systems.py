@@ -1,6 +1,6 @@
-"""The five seed systems as configurations (``medvision/configs/*.yaml``): data, model settings, loss, strategies.
+"""The five seed systems (``medvision/configs/*.yaml``): loading one, fetching its data, training its strategies.
 
-``load_system("ham10000")`` fills the same frozen dataclasses that the notebooks and the CLI use;
+``load_system("ham10000")`` is :meth:`medvision.run_config.RunConfig.load` with a data root;
 ``fetch_system`` downloads a system's data with kagglehub where a Kaggle handle exists, and otherwise says
 where to put the files.
 """
@@ -10,120 +10,27 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from medvision import distributed
-from medvision.data.config import DataConfig
+from medvision.atomic import atomic_path
 from medvision.data.paths import resolve_data_root
-from medvision.errors import ConfigError, DownloadError, MissingExtraError, NotFoundError
-from medvision.experiment import ExperimentConfig
-from medvision.resources import config_dir
-from medvision.strategies import StrategyConfig
-from medvision.training import TrainConfig
+from medvision.errors import DownloadError, MissingExtraError
+from medvision.run_config import Override, RunConfig, available_systems  # noqa: F401  (importable from here)
 
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SystemConfig:
-    """One data set's complete recipe."""
-
-    name: str
-    description: str
-    data: DataConfig
-    experiment: ExperimentConfig
-    train: TrainConfig
-    strategies: tuple[str, ...]
-    kaggle: str | None = None
-    layout: str = ""
-    strategy_defaults: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overrides: Sequence[Override] = ()
+                ) -> RunConfig:
+    """A seed system (``medvision/configs/<name>.yaml``), a YAML path or a MedMNIST flag as a
+    :class:`~medvision.run_config.RunConfig` (:meth:`RunConfig.load`), with ``overrides`` applied and the data
+    read from ``data_root`` when one is given."""
+    return RunConfig.load(name_or_path, [*overrides, *([{"data": {"data_root": data_root}}] if data_root else [])])
 
 
-def _fill(cls, values: dict | None, path: Path):
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
-    for key in ("classes", "ratios", "scale", "ratio"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    return cls(**values)
-
-
-def available_systems() -> list[str]:
-    """Names of the seed systems that ship with medvision (``medvision/configs/*.yaml``)."""
-    return sorted(p.name.removesuffix(".yaml") for p in config_dir().iterdir() if p.name.endswith(".yaml"))
-
-
-SECTIONS = ("description", "kaggle", "layout", "data", "experiment", "train", "strategy", "strategies")
-
-
-def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "config") -> dict:
-    """Apply dotted ``section.field=value`` overrides (values parsed as YAML: ``2``, ``true``, ``[a, b]``)."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like section.field=value (e.g. train.epochs=3)")
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from exc
-        section, _, name = key.partition(".")
-        if section not in SECTIONS:
-            raise ConfigError(f"override {item!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
-        if name:
-            raw.setdefault(section, {})
-            if not isinstance(raw[section], dict):
-                raise ConfigError(f"override {item!r}: {where} section {section!r} is not a mapping")
-            raw[section][name] = value
-        else:
-            raw[section] = value
-    return raw
-
-
-def load_system(name_or_path: str | os.PathLike[str], data_root: str = "", overrides: Sequence[str] = ()
-                ) -> SystemConfig:
-    """Read ``medvision/configs/<name>.yaml`` (or a YAML path) into a :class:`SystemConfig`.
-
-    ``overrides`` are dotted ``section.field=value`` strings applied before validation.
-    """
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = config_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise NotFoundError(f"no system configuration {path}; available: {', '.join(available_systems())}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a YAML mapping with sections {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
-    raw = apply_overrides(raw, overrides, str(path))
-    strategy = dict(raw.get("strategy") or {})
-    known = {f.name for f in fields(StrategyConfig)} - {"name"}
-    if set(strategy) - known:
-        raise ConfigError(f"{path}: unknown strategy field(s) {sorted(set(strategy) - known)}; known: {sorted(known)}")
-    strategies = raw.get("strategies", ("head_only",))
-    data = _fill(DataConfig, raw.get("data"), path)
-    if data_root:
-        data = replace(data, data_root=data_root)
-    return SystemConfig(name=Path(path.name).stem, description=raw.get("description", ""), data=data,
-                        experiment=_fill(ExperimentConfig, raw.get("experiment"), path),
-                        train=_fill(TrainConfig, raw.get("train"), path),
-                        strategies=(strategies,) if isinstance(strategies, str) else tuple(strategies),
-                        kaggle=raw.get("kaggle"), layout=raw.get("layout", ""), strategy_defaults=strategy)
-
-
-def fetch_system(system: SystemConfig) -> Path:
+def fetch_system(system: RunConfig) -> Path:
     """Download a system's data with kagglehub (the ``[kaggle]`` extra) into the data root.
 
     Raises:
@@ -147,7 +54,7 @@ def fetch_system(system: SystemConfig) -> Path:
     return arrange_download(system, downloaded, root)
 
 
-def arrange_download(system: SystemConfig, downloaded: Path, root: Path) -> Path:
+def arrange_download(system: RunConfig, downloaded: Path, root: Path) -> Path:
     """Make a downloaded Kaggle folder readable by the system's data config, under the data root.
 
     Folder sources: link ``<root>/<data.name>`` to the downloaded folder that holds the class (or split)
@@ -181,11 +88,12 @@ def arrange_download(system: SystemConfig, downloaded: Path, root: Path) -> Path
         link.symlink_to(downloaded.resolve(), target_is_directory=True)
     frame["file"] = [f"images-full/{images[i].relative_to(downloaded).as_posix()}" for i in frame["image_id"]]
     out = folder / "manifest.csv"
-    frame.to_csv(out, index=False)
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
     return out
 
 
-def train_system(system: SystemConfig, runs_dir: str | os.PathLike[str], strategies: Sequence[str] = (),
+def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies: Sequence[str] = (),
                  limit: int = 0, progress: bool = True) -> list[dict]:
     """Load a system's data, cache it and train each strategy (default: the configuration's list).
 
@@ -211,8 +119,6 @@ def train_system(system: SystemConfig, runs_dir: str | os.PathLike[str], strateg
                                    on_error=system.data.on_error, progress=progress and distributed.info().is_main)
     for sample_id, reason in cache.skipped:
         _log.warning("skipped %s: %s", sample_id, reason)
-    train = replace(system.train, progress=progress)
-    extra = {"system": system.name}
-    return [run_strategy(cache, spec, system.experiment, train, runs_dir, system.data, system.strategy_defaults,
-                         extra_config=extra)
+    config = replace(system, train=replace(system.train, progress=progress))
+    return [run_strategy(cache, spec, config, runs_dir, extra_config={"system": system.name})
             for spec in (strategies or system.strategies)]

@@ -36,34 +36,28 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-source: str = "medmnist"  # medmnist | folder | csv
-name: str = "pneumoniamnist"  # MedMNIST flag, or folder / CSV path relative to the data root
-size: int = 28  # MedMNIST file size: 28, 64, 128 or 224
-data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled MedMNIST files last)
-path_col: str = "path"  # CSV column of image paths
-label_col: str = "label"  # CSV column of labels
-group_col: str = ""  # CSV column of patient / lesion ids (enables group statistics)
-seed: int = 0  # seed of the split (for sets without one) and of the random samples shown
+config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
+overrides: dict = {}  # RunConfig overrides in the configs/ schema, e.g. {"data": {"data_root": "/data"}}
 grid_per_class: int = 8  # images per class in the sample grid
 max_stats_images: int = 300  # images analysed for size / intensity statistics
 near_duplicate_distance: int = 4  # max perceptual-hash distance (of 64 bits) for a near duplicate
+seed: int = 0  # seed of the random samples shown
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
 from medvision import book, eda, plots
 from medvision.data import (
-    DataConfig,
     group_statistics,
     image_statistics,
     leakage_report,
     load_data,
     summarize_leakage,
 )
+from medvision.run_config import RunConfig
 
-config = DataConfig(source=source, name=name, size=size, data_root=data_root, path_col=path_col,
-                    label_col=label_col, group_col=group_col, seed=seed)
-table = load_data(config)
+run_config = RunConfig.load(config, [overrides])
+table = load_data(run_config.data)
 book.run_banner(profile, data=table.name, images=len(table), seed=seed)
 
 # %% [markdown]

@@ -43,49 +43,31 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-dataset: str = "pneumoniamnist"  # MedMNIST flag (official splits)
-size: int = 28  # MedMNIST file size: 28, 64, 128 or 224
-data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
-backbone: str = "tf_efficientnet_lite0"  # timm architecture
-pretrained: str = "auto"  # auto | package | hub | none | path to a weights file
-image_size: int = 32  # model input size (images are resized on the fly)
-strategies: list = ["head_only", "last_k:2", "full", "two_phase"]  # strategy specs, in order
+config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
+overrides: dict = {"experiment": {"image_size": 32}, "train": {"epochs": 2}, "strategy": {"phase1_epochs": 1}, "strategies": ["head_only", "last_k:2", "full", "two_phase"]}  # RunConfig overrides (configs/ schema)
 scratch: bool = True  # also train the backbone from random initialisation ("full")
-epochs: int = 2  # maximum epochs per run
-phase1_epochs: int = 1  # head-only epochs of two-phase
-lr: float = 1e-3  # head learning rate (backbone: lr * backbone_lr_scale)
-backbone_lr_scale: float = 0.1  # backbone LR relative to the head (last_k, two-phase)
-batch_size: int = 64  # training batch size
-augment: str = "default"  # none | flip | default
 max_train_samples: int = 400  # subsample the training split (0: all) — smoke runs only
 lr_find_steps: int = 20  # steps of the learning-rate range test (0: skip)
-patience: int = 5  # early-stopping patience on validation macro-F1
-seed: int = 0  # seed of everything
-runs_dir: str = ""  # where run directories go (empty: <repo>/runs/<profile>/<dataset>)
+runs_dir: str = ""  # where run directories go (empty: <repo>/runs/<profile>/<configuration name>)
 
 # %% tags=["hide-input"]
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from medvision import book, experiment, plots
-from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data import build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
 from medvision.lr_finder import lr_find
 from medvision.models import create_model
-from medvision.training import TrainConfig
+from medvision.run_config import RunConfig
 
-data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
-table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
-cache = build_tensor_cache(table, size, progress=False)
-exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=image_size,
-                                  batch_size=batch_size, augment=augment)
-train_cfg = TrainConfig(epochs=epochs, patience=patience, seed=seed, progress=False)
-strategy_defaults = {"lr": lr, "backbone_lr_scale": backbone_lr_scale, "phase1_epochs": phase1_epochs}
-out = book.runs_dir(profile, dataset, runs_dir)
+run_config = RunConfig.load(config, [overrides, {"train": {"progress": False}}])
+exp, seed = run_config.experiment, run_config.train.seed
+table = stratified_subsample(load_data(run_config.data), max_train_samples, seed=seed)
+cache = build_tensor_cache(table, run_config.data.size, resize=run_config.data.resize, progress=False)
+out = book.runs_dir(profile, run_config.label, runs_dir)
 book.run_banner(profile, data=table.name, train_images=int((table.frame["split"] == "train").sum()),
-                backbone=backbone, input=f"{image_size}px", epochs=epochs, seed=seed)
+                backbone=exp.backbone, input=f"{exp.image_size}px", epochs=run_config.train.epochs, seed=seed)
 
 # %% [markdown]
 # ## Choosing a learning rate
@@ -96,22 +78,21 @@ book.run_banner(profile, data=table.name, train_images=int((table.frame["split"]
 
 # %%
 if lr_find_steps:
-    model = create_model(backbone, table.num_classes, pretrained)
+    model = create_model(exp.backbone, table.num_classes, exp.pretrained)
     display(Markdown(f"Weights: {model.weights_source}"))
     loader = experiment.make_loaders(cache, model, exp, seed)["train"]
-    finder = lr_find(model, loader, experiment.parse_strategy("full"), num_steps=lr_find_steps)
+    finder = lr_find(model, loader, run_config.strategy_for("full"), num_steps=lr_find_steps)
     fig, ax = plots.plot_lr_find(finder)
-    ax.set_title(f"{backbone}: learning-rate range test (full fine-tune)")
+    ax.set_title(f"{exp.backbone}: learning-rate range test (full fine-tune)")
 
 # %% [markdown]
 # ## Training every strategy
 
 # %%
-specs = [(s, exp) for s in strategies]
+specs = [(s, run_config) for s in run_config.strategies]
 if scratch:
-    specs.append(("full", replace(exp, pretrained="none")))
-summaries = [experiment.run_strategy(cache, spec, e, train_cfg, out, data_config, strategy_defaults)
-             for spec, e in specs]
+    specs.append(("full", run_config.override({"experiment": {"pretrained": "none"}})))
+summaries = [experiment.run_strategy(cache, spec, c, out) for spec, c in specs]
 run_dirs = [out / s["run"] for s in summaries]
 comparison = experiment.compare_runs(run_dirs)
 comparison.round(3)

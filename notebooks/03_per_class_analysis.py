@@ -35,8 +35,9 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-dataset: str = "pneumoniamnist"  # data set whose runs to read
-runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>, as the training chapter wrote)
+config: str = "pneumoniamnist"  # whose runs to read: a configs/ system, a YAML path or a MedMNIST flag
+overrides: dict = {}  # RunConfig overrides (configs/ schema), as the training chapter had them
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<configuration name>)
 run: str = ""  # run to analyse (empty: best validation macro-F1)
 n_resamples: int = 200  # bootstrap resamples for the confidence intervals
 n_mistakes: int = 8  # most confident mistakes to show
@@ -47,13 +48,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from medvision import book, evaluation, experiment, metrics, plots
+from medvision.run_config import RunConfig
 
-out = book.runs_dir(profile, dataset, runs_dir)
+run_config = RunConfig.load(config, [overrides])
+out = book.runs_dir(profile, run_config.label, runs_dir)
 run_dir = out / run if run else evaluation.best_run(out)
 ev = evaluation.evaluate_run(run_dir, n_resamples=n_resamples, seed=seed)
 summary = experiment.load_summary(run_dir)
-book.run_banner(profile, data=dataset, run=run_dir.name, backbone=summary["backbone"], weights=summary["weights"],
-                test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)
+book.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summary["backbone"],
+                weights=summary["weights"], test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]
 # ## Headline metrics with 95% confidence intervals

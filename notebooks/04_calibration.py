@@ -35,8 +35,9 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-dataset: str = "pneumoniamnist"  # data set whose runs to read
-runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>)
+config: str = "pneumoniamnist"  # whose runs to read: a configs/ system, a YAML path or a MedMNIST flag
+overrides: dict = {}  # RunConfig overrides (configs/ schema), as the training chapter had them
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<configuration name>)
 run: str = ""  # run for the detailed diagrams (empty: best validation macro-F1)
 n_resamples: int = 200  # bootstrap resamples for the confidence intervals
 n_bins: int = 15  # confidence bins
@@ -49,15 +50,17 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from medvision import book, calibration, evaluation, experiment, plots
+from medvision.run_config import RunConfig
 
-out = book.runs_dir(profile, dataset, runs_dir)
+run_config = RunConfig.load(config, [overrides])
+out = book.runs_dir(profile, run_config.label, runs_dir)
 runs = evaluation.finished_runs(out)
 focus = out / run if run else evaluation.best_run(out)
 evals = {d.name: evaluation.evaluate_run(d, n_resamples=n_resamples, seed=seed, n_bins=n_bins) for d in runs}
 ev = evals[focus.name]
 focus_summary = experiment.load_summary(focus)
-book.run_banner(profile, data=dataset, runs=len(runs), detailed_run=focus.name, backbone=focus_summary["backbone"],
-                weights=focus_summary["weights"], bootstrap=n_resamples, seed=seed)
+book.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=focus.name,
+                backbone=focus_summary["backbone"], weights=focus_summary["weights"], bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]
 # ## Reliability before and after temperature scaling

@@ -35,15 +35,10 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-dataset: str = "pneumoniamnist"  # MedMNIST flag (official splits)
-size: int = 28  # MedMNIST file size
-data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
-backbone: str = "tf_efficientnet_lite0"  # timm architecture of the feature extractor
-pretrained: str = "auto"  # ImageNet weights: auto | package | hub | path
-image_size: int = 32  # model input size
+config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
+overrides: dict = {"experiment": {"image_size": 32}}  # RunConfig overrides (configs/ schema): backbone, input...
 max_train_samples: int = 400  # subsample the training split as the training chapter did (0: all)
-seed: int = 0  # seed of the subsample and the classifiers
-runs_dir: str = ""  # fine-tuned runs to compare with (empty: <repo>/runs/<profile>/<dataset>)
+runs_dir: str = ""  # fine-tuned runs to compare with (empty: <repo>/runs/<profile>/<configuration name>)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -51,20 +46,23 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from medvision import baselines, book, evaluation, experiment
-from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data import build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
 from medvision.models import create_model
+from medvision.run_config import RunConfig
 
-data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
-table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
-cache = build_tensor_cache(table, size, progress=False)
-model = create_model(backbone, table.num_classes, pretrained)
-loaders = experiment.make_loaders(cache, model, experiment.ExperimentConfig(image_size=image_size), seed)
-out = book.runs_dir(profile, dataset, runs_dir)
-features = baselines.cached_features(model, loaders, out.parent / "features",
-                                     key=f"{table.fingerprint()}|{backbone}|{model.weights_source}|{image_size}")
-book.run_banner(profile, data=table.name, backbone=backbone, weights=model.weights_source.source,
-                input=f"{image_size}px", feature_dim=features["train"][0].shape[1], seed=seed)
+run_config = RunConfig.load(config, [overrides])
+exp, seed = run_config.experiment, run_config.train.seed  # the subsample and the classifiers use the run's seed
+table = stratified_subsample(load_data(run_config.data), max_train_samples, seed=seed)
+cache = build_tensor_cache(table, run_config.data.size, resize=run_config.data.resize, progress=False)
+model = create_model(exp.backbone, table.num_classes, exp.pretrained)
+loaders = experiment.make_loaders(cache, model, exp, seed)
+out = book.runs_dir(profile, run_config.label, runs_dir)
+features = baselines.cached_features(
+    model, loaders, out.parent / "features",
+    key=f"{table.fingerprint()}|{exp.backbone}|{model.weights_source}|{exp.image_size}")
+book.run_banner(profile, data=table.name, backbone=exp.backbone, weights=model.weights_source.source,
+                input=f"{exp.image_size}px", feature_dim=features["train"][0].shape[1], seed=seed)
 
 # %% [markdown]
 # ## Classifiers on the embeddings

@@ -35,19 +35,11 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-datasets: list = ["breastmnist"]  # MedMNIST flags (official splits)
-size: int = 28  # MedMNIST file size (the anchors' resolution column)
-data_root: str = ""  # empty: $MEDVISION_DATA, then ~/.cache/medvision (bundled files last)
-backbone: str = "tf_efficientnet_lite0"  # timm architecture
-pretrained: str = "auto"  # ImageNet weights: auto | package | hub | path
-image_size: int = 32  # model input size
-strategies: list = ["head_only", "full"]  # strategy specs
+config: str = "breastmnist"  # the data set benchmarked when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = []  # several data sets to benchmark (MedMNIST flags with official splits, or configs/ systems)
+overrides: dict = {"experiment": {"image_size": 32, "augment": "flip"}, "train": {"epochs": 1}, "strategies": ["head_only", "full"]}  # RunConfig overrides for every data set (configs/ schema)
+per_dataset: dict = {}  # more overrides per data set, same schema, e.g. {"breastmnist": {"train": {"epochs": 30}}}
 seeds: list = [0, 1]  # seeds per data set x strategy
-epochs: int = 1  # maximum epochs per run
-lr: float = 1e-3  # head learning rate
-augment: str = "flip"  # none | flip | default
-ema_decay: float = 0.0  # weight average of the training steps (0: off), e.g. 0.995
-per_dataset: dict = {}  # per data set overrides of epochs, augment, lr, image_size, ema_decay, patience, tta
 max_train_samples: int = 200  # subsample each training split (0: all)
 n_resamples: int = 200  # bootstrap resamples for the CIs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
@@ -57,34 +49,33 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from medvision import benchmark, book, evaluation, experiment
-from medvision.data import DataConfig, build_tensor_cache, load_data
+from medvision.data import build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
-from medvision.training import TrainConfig
 
 root = book.runs_dir(profile, "benchmark", runs_dir)
-base = benchmark.Settings(epochs=epochs, augment=augment, lr=lr, image_size=image_size, ema_decay=ema_decay)
+configs = {name: benchmark.dataset_config(name, overrides, per_dataset).override({"train": {"progress": False}})
+           for name in datasets or [config]}
 run_dirs = []
-for dataset in datasets:
-    setting = benchmark.settings_for(dataset, base, per_dataset)
-    exp = experiment.ExperimentConfig(backbone=backbone, pretrained=pretrained, image_size=setting.image_size,
-                                      augment=setting.augment)
-    data_config = DataConfig(source="medmnist", name=dataset, size=size, data_root=data_root)
+for run_config in configs.values():
     for seed in seeds:
-        table = stratified_subsample(load_data(data_config), max_train_samples, seed=seed)
-        cache = build_tensor_cache(table, size, progress=False)
-        train = TrainConfig(epochs=setting.epochs, ema_decay=setting.ema_decay, patience=setting.patience,
-                            tta=setting.tta, seed=seed, progress=False)
-        for spec in strategies:
-            s = experiment.run_strategy(cache, spec, benchmark.experiment_for(spec, exp), train,
-                                        root / dataset / f"seed{seed}", data_config, {"lr": setting.lr})
-            run_dirs.append(root / dataset / f"seed{seed}" / s["run"])
+        seeded = run_config.override({"train": {"seed": seed}})
+        table = stratified_subsample(load_data(seeded.data), max_train_samples, seed=seed)
+        cache = build_tensor_cache(table, seeded.data.size, resize=seeded.data.resize, progress=False)
+        for spec in seeded.strategies:
+            s = experiment.run_strategy(cache, spec, benchmark.strategy_config(spec, seeded),
+                                        root / run_config.label / f"seed{seed}")
+            run_dirs.append(root / run_config.label / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
+first = next(iter(configs.values()))
+size, exp = first.data.size, first.experiment
 weights = experiment.load_summary(run_dirs[0])["weights"]
-head_augment = benchmark.experiment_for("head_only", experiment.ExperimentConfig(augment=augment)).augment
-book.run_banner(profile, data=", ".join(datasets), resolution=f"{size}px", backbone=backbone, weights=weights,
-                input=f"{image_size}px", strategies=", ".join(strategies), seeds=seeds, epochs=epochs,
-                augment=augment if head_augment == augment else f"{augment} (head-only: {head_augment}, cached features)",
-                **({"weight average": ema_decay} if ema_decay else {}),
+head_augment = benchmark.strategy_config("head_only", first).experiment.augment
+book.run_banner(profile, data=", ".join(configs), resolution=f"{size}px", backbone=exp.backbone, weights=weights,
+                input=f"{exp.image_size}px", strategies=", ".join(first.strategies), seeds=seeds,
+                epochs=first.train.epochs,
+                augment=exp.augment if head_augment == exp.augment else
+                f"{exp.augment} (head-only: {head_augment}, cached features)",
+                **({"weight average": first.train.ema_decay} if first.train.ema_decay else {}),
                 **({"per data set": per_dataset} if per_dataset else {}))
 
 # %% [markdown]
@@ -112,7 +103,7 @@ pd.DataFrame(ci_rows).set_index(["dataset", "run", "metric"]).astype(float).roun
 
 # %%
 anchors = benchmark.load_anchors()
-anchors[anchors["dataset"].isin(datasets)].set_index(["dataset", "method", "resolution"])
+anchors[anchors["dataset"].isin(list(configs))].set_index(["dataset", "method", "resolution"])
 
 # %% [markdown]
 # ## Ours against the published rows at the same resolution

@@ -34,8 +34,9 @@ if importlib.util.find_spec("medvision") is None:
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-dataset: str = "pneumoniamnist"  # data set of the training chapter's runs
-runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<dataset>)
+config: str = "pneumoniamnist"  # the training chapter's configuration (its name picks the runs folder)
+overrides: dict = {}  # RunConfig overrides (configs/ schema), as the training chapter had them
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<configuration name>)
 bench_epochs: int = 1  # epochs timed by each benchmark
 head_bench_images: int = 400  # training images of the head-only benchmark (0: all)
 train_bench_batches: int = 2  # training batches per round of the training-throughput benchmark
@@ -52,6 +53,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from medvision import book, evaluation, experiment, plots
+from medvision.run_config import RunConfig
 
 data_bench = book.run_bench("data_pipeline", "--epochs", str(bench_epochs))
 head_bench = book.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
@@ -149,7 +151,8 @@ else:
 
 # %% tags=["hide-input"]
 try:
-    table = experiment.compare_runs(evaluation.finished_runs(book.runs_dir(profile, dataset, runs_dir)))
+    runs_of = book.runs_dir(profile, RunConfig.load(config, [overrides]).label, runs_dir)
+    table = experiment.compare_runs(evaluation.finished_runs(runs_of))
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     table["s_per_epoch"].sort_values().plot.barh(ax=ax, color="C1")
     ax.set_xlabel("seconds per training epoch (head_only: cached features)")

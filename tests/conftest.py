@@ -47,6 +47,8 @@ def tiny_run(shared_data, tmp_path_factory) -> Path:
     from medvision.data import DataConfig, build_tensor_cache, load_data
     from medvision.data.splits import stratified_subsample
     from medvision.experiment import ExperimentConfig, run_strategy
+    from medvision.run_config import RunConfig
+    from medvision.strategies import StrategyConfig
     from medvision.training import TrainConfig
 
     base = tmp_path_factory.mktemp("tiny-run")
@@ -55,7 +57,8 @@ def tiny_run(shared_data, tmp_path_factory) -> Path:
         data_cfg = DataConfig(source="medmnist", name="breastmnist", data_root=str(shared_data))
         cache = build_tensor_cache(stratified_subsample(load_data(data_cfg), 120), 28, progress=False)
         exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
-        run_strategy(cache, "full", exp, TrainConfig(epochs=2, progress=False), base, data_cfg, {"lr": 1e-2})
+        config = RunConfig(data_cfg, exp, TrainConfig(epochs=2, progress=False), StrategyConfig(lr=1e-2))
+        run_strategy(cache, "full", config, base)
     return base / "full-scratch"
 
 

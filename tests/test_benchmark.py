@@ -4,16 +4,16 @@ import pandas as pd
 import pytest
 
 from medvision.benchmark import (
-    Settings,
     chosen_on_validation,
     collect,
+    dataset_config,
     describe_versus,
-    experiment_for,
     load_anchors,
     seed_summary,
-    settings_for,
+    strategy_config,
     versus_anchors,
 )
+from medvision.run_config import RunConfig
 
 
 def _run(root, dataset, seed, run, acc, auc, val_f1):
@@ -55,29 +55,32 @@ def test_anchors_copy_matches_published_values():
 
 
 def test_per_dataset_settings_override_the_chapter_defaults():
-    base = Settings(epochs=6, augment="flip", lr=1e-3, image_size=64)
-    per = {"breastmnist": {"epochs": 30, "augment": "default", "ema_decay": 0.99}}
-    assert settings_for("breastmnist", base, per) == Settings(30, "default", 1e-3, 64, 0.99, patience=5)
-    assert settings_for("pneumoniamnist", base, per) == base
-    with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\] sets \['epoch'\]"):
-        settings_for("pneumoniamnist", base, {"retinamnist": {"epoch": 3}})
+    base = {"experiment": {"augment": "flip", "image_size": 64}, "train": {"epochs": 6}, "strategy": {"lr": 1e-3}}
+    per = {"breastmnist": {"train": {"epochs": 30, "ema_decay": 0.99}, "experiment": {"augment": "default"}}}
+    breast = dataset_config("breastmnist", base, per)
+    assert (breast.train.epochs, breast.experiment.augment, breast.strategy.lr, breast.experiment.image_size,
+            breast.train.ema_decay, breast.train.patience) == (30, "default", 1e-3, 64, 0.99, 5)
+    assert breast.data.source == "medmnist" and breast.data.name == "breastmnist"
+    assert dataset_config("pneumoniamnist", base, per) == RunConfig.load("pneumoniamnist", [base])
+    with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\]: unknown TrainConfig field\(s\) \['epoch'\]"):
+        dataset_config("pneumoniamnist", base, {"retinamnist": {"train": {"epoch": 3}}})
 
 
 def test_head_only_runs_train_on_cached_features_with_flips():
-    from medvision.experiment import ExperimentConfig
-
-    heavy = ExperimentConfig(augment="default")
-    assert experiment_for("head_only", heavy).augment == "flip"
-    assert experiment_for("full", heavy) == heavy
-    assert experiment_for("head_only", ExperimentConfig(augment="none")).augment == "none"
+    heavy = RunConfig.load("breastmnist", ["experiment.augment=default"])
+    assert strategy_config("head_only", heavy).experiment.augment == "flip"
+    assert strategy_config("full", heavy) == heavy
+    plain = RunConfig.load("breastmnist", ["experiment.augment=none"])
+    assert strategy_config("head_only", plain).experiment.augment == "none"
 
 
 def test_every_profile_overrides_only_known_settings():
     from pathlib import Path
 
-    import yaml
+    from medvision.book import chapter_parameters, load_profile
 
-    for path in sorted((Path(__file__).resolve().parents[1] / "profiles").glob("*.yaml")):
-        params = yaml.safe_load(path.read_text())["notebooks"].get("06_benchmark", {})
-        for dataset in params.get("datasets", []):
-            settings_for(dataset, Settings(), params.get("per_dataset", {}))  # raises on an unknown key
+    repo = Path(__file__).resolve().parents[1]
+    for path in sorted((repo / "profiles").glob("*.yaml")):
+        params = chapter_parameters(load_profile(path.stem, repo), "06_benchmark")
+        for dataset in params.get("datasets") or [params["config"]]:  # raises on an unknown key
+            dataset_config(dataset, params["overrides"], params.get("per_dataset", {}))

@@ -8,6 +8,7 @@ import yaml
 from medvision import DISCLAIMER
 from medvision.book import (
     PROFILES,
+    chapter_parameters,
     check_notebooks,
     find_repo_root,
     load_profile,
@@ -28,7 +29,9 @@ def test_every_profile_names_existing_notebooks(profile):
 def test_profile_parameters_exist_in_the_notebooks():
     """A typo in a profile would be injected silently by papermill; catch it here."""
     for profile in PROFILES:
-        for nb, params in load_profile(profile, REPO)["notebooks"].items():
+        loaded = load_profile(profile, REPO)
+        for nb in loaded["notebooks"]:
+            params = chapter_parameters(loaded, nb)
             source = jupytext.read(REPO / "notebooks" / f"{nb}.py")
             cell = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
             declared = {line.split(":")[0].strip() for line in cell.source.splitlines() if ":" in line}

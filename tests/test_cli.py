@@ -15,6 +15,23 @@ def test_data_inspect_bad_input_exits_2_without_traceback(tmp_path, capsys):
     assert "does not exist" in err and "Traceback" not in err
 
 
+def test_data_commands_take_a_system_name_a_yaml_or_flags(shared_data, tmp_path, capsys):
+    # `data fetch ham10000` writes ham10000/...; `data inspect ham10000` must read the same system back
+    assert main(["data", "inspect", "ham10000", "--data-root", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert "nv" in out and "mel" in out and "train" in out
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text(f"data: {{source: folder, name: chest_xray_224, data_root: {shared_data}, size: 32}}\n")
+    assert main(["data", "inspect", str(yaml_file), "--set", "data.val_fraction=0.25"]) == 0
+    assert "NORMAL" in capsys.readouterr().out
+    assert main(["data", "inspect", "chest_xray_224", "--source", "folder", "--data-root", str(shared_data)]) == 0
+    assert "PNEUMONIA" in capsys.readouterr().out
+    assert main(["data", "inspect", "breastmnist", "--set", "train.epochs=1"]) == 2
+    assert "data.FIELD=VALUE overrides only" in capsys.readouterr().err
+    assert main(["data", "inspect", "not_a_thing"]) == 2
+    assert "available systems" in capsys.readouterr().err
+
+
 def test_book_unknown_profile(capsys):
     assert main(["book", "--profile", "nope", "--no-build"]) == 2
     assert "profile 'nope' not found" in capsys.readouterr().err

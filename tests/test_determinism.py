@@ -22,14 +22,15 @@ RUN = textwrap.dedent("""
     from medvision.data import DataConfig, build_tensor_cache, load_data
     from medvision.data.splits import stratified_subsample
     from medvision.experiment import ExperimentConfig, run_strategy
+    from medvision.run_config import RunConfig
     from medvision.training import TrainConfig
 
     torch.set_num_threads(int(sys.argv[2]))
     data_cfg = DataConfig(source="medmnist", name="pneumoniamnist")  # the copy the package ships
     cache = build_tensor_cache(stratified_subsample(load_data(data_cfg), 360), 28, progress=False)
     exp = ExperimentConfig(backbone="tf_efficientnet_lite0", pretrained="package", image_size=32, augment="default")
-    summary = run_strategy(cache, "last_k:1", exp, TrainConfig(epochs=2, progress=False, seed=3), sys.argv[1],
-                           data_cfg, resume=False)
+    summary = run_strategy(cache, "last_k:1", RunConfig(data_cfg, exp, TrainConfig(epochs=2, progress=False, seed=3)),
+                           sys.argv[1], resume=False)
     weights = torch.load(f"{sys.argv[1]}/last_k-1/best.pt", weights_only=True)["model"]
     digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in weights.values())).hexdigest()
     history = open(f"{sys.argv[1]}/last_k-1/history.csv").read().splitlines()

@@ -7,6 +7,8 @@ from medvision.data import DataConfig, build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
 from medvision.evaluation import best_run, evaluate_run, finished_runs, load_run, top_losses
 from medvision.experiment import ExperimentConfig, run_strategy
+from medvision.run_config import RunConfig
+from medvision.strategies import StrategyConfig
 from medvision.training import TrainConfig
 
 
@@ -19,7 +21,7 @@ def runs(shared_data, tmp_path_factory):
     exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
     train = TrainConfig(epochs=2, progress=False)
     for spec in ("head_only", "full"):
-        run_strategy(cache, spec, exp, train, out, data_cfg, {"lr": 1e-2})
+        run_strategy(cache, spec, RunConfig(data_cfg, exp, train, StrategyConfig(lr=1e-2)), out)
     return out
 
 

@@ -21,6 +21,7 @@ from medvision.data import DataConfig, ImageLoadError, build_tensor_cache, load_
 from medvision.data.splits import stratified_subsample
 from medvision.evaluation import evaluate_run
 from medvision.experiment import ExperimentConfig, compare_runs, run_strategy
+from medvision.run_config import RunConfig
 from medvision.training import RunConfigMismatchError, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def test_bad_input_table(shared_data, tmp_path):
     assert "too large" in skipped["PNEUMONIA/bomb.png"] and "empty" in skipped["PNEUMONIA/empty.jpeg"]
 
     exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
-    summary = run_strategy(cache, "full", exp, TrainConfig(epochs=1, progress=False), tmp_path / "runs", cfg)
+    summary = run_strategy(cache, "full", RunConfig(cfg, exp, TrainConfig(epochs=1, progress=False)), tmp_path / "runs")
     manifest = pd.read_csv(tmp_path / "runs" / summary["run"] / "split.csv")
     assert len(manifest) == 23 and not set(manifest["sample_id"]) & expected_skips
 
@@ -164,7 +165,7 @@ def test_same_seed_same_split_metrics_and_tables(breast, tmp_path):
     train = TrainConfig(epochs=2, progress=False, seed=3)
     summaries, evaluations = [], []
     for name in ("first", "second"):
-        summaries.append(run_strategy(cache, "full", exp, train, tmp_path / name, cfg))
+        summaries.append(run_strategy(cache, "full", RunConfig(cfg, exp, train), tmp_path / name))
         evaluations.append(evaluate_run(tmp_path / name / summaries[-1]["run"], n_resamples=50))
     a, b = (tmp_path / n / summaries[0]["run"] for n in ("first", "second"))
     assert (a / "split.csv").read_bytes() == (b / "split.csv").read_bytes()
@@ -180,10 +181,10 @@ def test_same_seed_same_split_metrics_and_tables(breast, tmp_path):
 def test_a_run_directory_never_mixes_configurations(breast, tmp_path):
     cfg, cache = breast
     exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
-    run_strategy(cache, "full", exp, TrainConfig(epochs=1, progress=False), tmp_path, cfg)
+    run_strategy(cache, "full", RunConfig(cfg, exp, TrainConfig(epochs=1, progress=False)), tmp_path)
     other = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=48, augment="flip")
     with pytest.raises(RunConfigMismatchError, match="different configuration"):
-        run_strategy(cache, "full", other, TrainConfig(epochs=1, progress=False), tmp_path, cfg)
+        run_strategy(cache, "full", RunConfig(cfg, other, TrainConfig(epochs=1, progress=False)), tmp_path)
 
 
 def test_a_full_disk_fails_before_training(breast, tmp_path, monkeypatch):
@@ -200,5 +201,5 @@ def test_a_full_disk_fails_before_training(breast, tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "write_bytes", full_disk)
     exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32)
     with pytest.raises(OSError, match="not writable .No space left on device.; nothing was trained"):
-        run_strategy(cache, "full", exp, TrainConfig(epochs=1, progress=False), tmp_path, cfg)
+        run_strategy(cache, "full", RunConfig(cfg, exp, TrainConfig(epochs=1, progress=False)), tmp_path)
     assert not (tmp_path / "full-scratch" / "last.pt").exists()

@@ -121,14 +121,16 @@ def test_flip_tta_run_is_selected_scored_exported_and_predicted_with_flips(share
     from medvision.experiment import ExperimentConfig, run_strategy
     from medvision.export import export_bundle
     from medvision.models import FlipTTA
+    from medvision.run_config import RunConfig
+    from medvision.strategies import StrategyConfig
     from medvision.training import TrainConfig, evaluate
 
     monkeypatch.setenv("MEDVISION_CACHE", str(tmp_path / "tensor-cache"))
     data_cfg = DataConfig(source="medmnist", name="breastmnist", data_root=str(shared_data))
     cache = build_tensor_cache(stratified_subsample(load_data(data_cfg), 120), 28, progress=False)
     exp = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32, augment="flip")
-    summary = run_strategy(cache, "head_only", exp, TrainConfig(epochs=2, progress=False, tta="hflip"),
-                           tmp_path / "runs", data_cfg, {"lr": 1e-2})
+    config = RunConfig(data_cfg, exp, TrainConfig(epochs=2, progress=False, tta="hflip"), StrategyConfig(lr=1e-2))
+    summary = run_strategy(cache, "head_only", config, tmp_path / "runs")
     run_dir = tmp_path / "runs" / "head_only-scratch"
     run, ev = load_run(run_dir), evaluate_run(run_dir)
     assert summary["cached_features"]  # validation scores cached features of both views

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medvision.book import ensure_kernel, execute_notebook, load_profile
+from medvision.book import chapter_parameters, ensure_kernel, execute_notebook, load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = "02_training_strategies"
@@ -33,7 +33,7 @@ def _texts(executed: Path) -> list[str]:
 def test_training_chapter_gives_identical_numbers_twice(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     ensure_kernel()
-    params = {**load_profile("smoke", REPO)["notebooks"][CHAPTER], "profile": "smoke"}
+    params = {**chapter_parameters(load_profile("smoke", REPO), CHAPTER), "profile": "smoke"}
     runs = {}
     for name in ("first", "second"):
         runs[name] = tmp_path / f"runs-{name}"

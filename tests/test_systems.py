@@ -43,7 +43,7 @@ def test_system_end_to_end_smoke(shared_data, tmp_path, name, data_name):
     cache = build_tensor_cache(table, 32, progress=False)
     exp = dataclasses.replace(system.experiment, backbone="test_efficientnet", pretrained="none", image_size=32)
     train = dataclasses.replace(system.train, epochs=1, progress=False)
-    summary = run_strategy(cache, "full", exp, train, tmp_path, data_cfg)
+    summary = run_strategy(cache, "full", dataclasses.replace(system, data=data_cfg, experiment=exp, train=train), tmp_path)
     assert summary["test"]["accuracy"] >= 0 and (tmp_path / summary["run"] / "best.pt").is_file()
 
 
