@@ -400,3 +400,24 @@ def test_linear_warmup_then_the_schedule(name):
         make_scheduler("onecycle", opt, 3, 4, warmup_epochs=1)
     with pytest.raises(ValueError, match="warmup_epochs"):
         TrainConfig(warmup_epochs=-1)
+
+
+def test_the_loop_knows_no_strategy_names_and_fit_stays_short():
+    """fit runs the phases a strategy yields (StrategyConfig.phases): no strategy name appears in the loop."""
+    import ast
+    import inspect
+
+    from medvision import training
+    from medvision.strategies import STRATEGIES
+
+    tree = ast.parse(inspect.getsource(training))
+    loop = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)
+            and n.name in ("fit", "_Run", "_EpochData", "train_one_epoch", "TrainState")]
+    assert len(loop) == 5
+    for node in loop:
+        names = {c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        assert not names & set(STRATEGIES), (node.name, names & set(STRATEGIES))
+        assert not [a for a in ast.walk(node) if isinstance(a, ast.Attribute) and a.attr == "name"
+                    and isinstance(a.value, ast.Name) and a.value.id == "strategy"], node.name
+    fit = next(n for n in loop if n.name == "fit")
+    assert fit.end_lineno - fit.lineno + 1 <= 60
