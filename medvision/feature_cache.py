@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from medvision.data.loader import TensorLoader, epoch_order
-from medvision.devices import as_model_input
+from medvision.devices import as_model_input, tune_allocator
 from medvision.models import mean_probability_logits
 
 _log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def extract_features(model: nn.Module, loader: Iterable, flips: bool = False, de
 
     Returns ``(views, N, D)`` features — ``views`` is 2 with horizontal flips — and the labels.
     """
+    tune_allocator()
     device = device or next(model.parameters()).device
     model.eval()
     feats: list[list[torch.Tensor]] = [[] for _ in range(2 if flips else 1)]

@@ -32,7 +32,7 @@ from medvision.data.augment import normalize, resize_batch
 from medvision.data.cache import resize_image, to_rgb
 from medvision.data.decode import decode_image, pil_to_rgb, read_image
 from medvision.data.errors import ImageLoadError
-from medvision.devices import resolve_device
+from medvision.devices import resolve_device, tune_allocator
 from medvision.errors import ConfigError, MissingExtraError, NotFoundError
 from medvision.fusion import folded_for_inference
 from medvision.models import with_tta
@@ -123,6 +123,7 @@ class Predictor:
 
     def __init__(self, bundle: Bundle, device: str = "auto", abstain: bool | float = False, batch_size: int = 32,
                  backend: str = "auto"):
+        tune_allocator()
         self.bundle = bundle
         self.device = resolve_device(device)
         self.net = bundle.model.to(self.device).eval()  # unfolded, with gradients for Grad-CAM

@@ -29,7 +29,7 @@ from medvision import distributed
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.classes import class_weights
 from medvision.data.loader import TensorLoader
-from medvision.devices import as_model_input, autocast_dtype, resolve_device
+from medvision.devices import as_model_input, autocast_dtype, resolve_device, tune_allocator
 from medvision.errors import ConfigError, RunConfigMismatchError, TrainingDivergedError  # noqa: F401  (importable)
 from medvision.feature_cache import (  # noqa: F401  (importable from here)
     CachedHead,
@@ -194,6 +194,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     Raises:
         TrainingDivergedError: the loss is NaN or infinite.
     """
+    tune_allocator()
     if isinstance(model, CachedHead):
         model.train()
     else:
@@ -247,6 +248,7 @@ def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
                    amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets of every batch, in eval mode under ``torch.inference_mode`` with BatchNorm folded into
     the convolutions (:mod:`medvision.fusion`); under DDP gathered from all ranks in sample order."""
+    tune_allocator()
     model.eval()
     logits, targets, net = [], [], None
     for x, y in loader:

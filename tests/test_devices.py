@@ -68,3 +68,21 @@ def test_cuda_training_and_evaluation_with_amp_and_channels_last(amp, tmp_path):
     assert len(result.history) == 2 and next(net.parameters()).is_cuda
     metrics = evaluate(net, val, torch.device("cuda"), autocast_dtype(amp, torch.device("cuda")))
     assert 0 <= metrics["accuracy"] <= 1
+
+
+def test_allocator_tuning_is_once_per_process_and_can_be_declined():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import medvision.devices as d; first = d.tune_allocator(); print(first, d.tune_allocator() == first, "
+            "d._allocator_tuned)")
+    tuned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if sys.platform.startswith("linux"):
+        assert tuned == ["True", "True", "True"]  # glibc here: the thresholds are set
+    declined = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "MEDVISION_MALLOC_TUNING": "0"}).stdout.split()
+    assert declined == ["False", "True", "False"]
+    own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}).stdout.split()
+    assert own[0] == "False"  # the user's own glibc setting wins
