@@ -58,22 +58,31 @@ def _state_signature(model: nn.Module) -> tuple | None:
     return tuple(id(t) for t in tensors), versions, sums
 
 
+def folded_copy(model: nn.Module, sample: torch.Tensor, atol: float = 1e-3) -> nn.Module:
+    """``model`` with BatchNorms folded where that leaves its outputs on ``sample`` unchanged (within ``atol``
+    relative to their scale), else ``model`` itself, in eval mode either way (a fresh copy each call, with
+    ordinary tensors: ``torch.export`` can trace it)."""
+    model.eval()
+    folded, count = fold_batchnorm(model)
+    if not count:
+        return model
+    with torch.no_grad():
+        reference, candidate = model(sample), folded(sample)
+    if reference.shape != candidate.shape:
+        return model
+    scale = reference.abs().max().clamp_min(1.0)
+    return folded if bool(((reference - candidate).abs().max() / scale) <= atol) else model
+
+
 @torch.inference_mode()
 def folded_for_inference(model: nn.Module, sample: torch.Tensor, atol: float = 1e-3) -> nn.Module:
-    """``model`` with BatchNorms folded where that leaves its outputs on ``sample`` unchanged (within ``atol``
-    relative to their scale), else ``model`` itself, in eval mode either way."""
+    """:func:`folded_copy` for evaluation, kept until a parameter or buffer of ``model`` changes."""
     model.eval()
     signature = _state_signature(model)
     cached = _FOLDED.get(model)
     if signature is not None and cached is not None and cached[0] == signature:
         return cached[1].eval()
-    folded, count = fold_batchnorm(model)
-    chosen = model
-    if count:
-        reference, candidate = model(sample), folded(sample)
-        if reference.shape == candidate.shape:
-            scale = reference.abs().max().clamp_min(1.0)
-            chosen = folded if bool(((reference - candidate).abs().max() / scale) <= atol) else model
+    chosen = folded_copy(model, sample, atol)
     if chosen is not model and signature is not None:  # (caching the model itself would keep it alive)
         _FOLDED[model] = (signature, chosen)
     return chosen
