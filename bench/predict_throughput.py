@@ -1,5 +1,6 @@
 """Prediction images/s: ``Predictor.predict`` on a folder and the exported ONNX / ``torch.export`` files,
-against a plain ``model.eval()`` loop. Used by ``train_throughput.py``.
+against a plain ``model.eval()`` loop. Used by ``train_throughput.py``; each side runs in its own worker
+process (``sides.py``).
 
 The folder holds PNG files of the bundled PneumoniaMNIST train images. The plain folder loop reads each file
 with Pillow, stacks a batch, resizes it with ``F.interpolate``, normalises and calls the model under
@@ -11,7 +12,7 @@ are timed on in-memory batches against the plain in-memory loop.
 from __future__ import annotations
 
 import importlib.util
-import statistics
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,31 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-from medvision import DISCLAIMER
-from medvision.bundle import Bundle
-from medvision.export import export_deploy
-from medvision.inference import Predictor
-from medvision.models import sha256_file
+from sides import alternate, data, pair
 
 BATCH = 64
+META = "bench-bundle.json"  # the bundle's metadata, read by the next worker
+_LOADED: dict[tuple, object] = {}  # per worker: predictors and deployment files, loaded once
 
 
-def _bundle(model, folder: Path, norm: dict, size: int, formats: list[str]) -> Bundle:
-    """An in-memory bundle of ``model`` (28 px cache, ``size`` px input) with the deployment files written."""
-    files = {}
-    for kind in formats:
-        path, _ = export_deploy(kind, model, size, folder)
-        files[path.name] = sha256_file(path)
-    meta = {"architecture": "tf_efficientnet_lite0", "class_names": ["normal", "pneumonia"], "temperature": 1.0,
-            "preprocessing": {"cache_size": 28, "input_size": size, "resize": "squash", "mean": list(norm["mean"]),
-                              "std": list(norm["std"])}, "files": files, "disclaimer": DISCLAIMER, "tta": "none"}
-    return Bundle(folder, meta, model)
-
-
-def plain_folder(model, files, size, mean, std) -> float:
+def plain_folder(files: list[Path], size: int) -> float:
     """A user's folder loop: Pillow, a stacked batch, ``F.interpolate``, normalise, ``no_grad``; images/s."""
-    model.eval()
+    model = _LOADED.setdefault(("plain",), data().model()).eval()
+    mean, std = data().mean_std()
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(files), BATCH):
@@ -55,56 +42,101 @@ def plain_folder(model, files, size, mean, std) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def _rate(fn, n: int) -> float:
+def plain_tensors(size: int, n: int) -> float:
+    """The plain in-memory evaluation loop (``train_throughput.plain_logits``) on ``n`` images; images/s."""
+    from train_throughput import plain_logits
+
+    model = _LOADED.setdefault(("plain",), data().model()).eval()
+    images = data().floats("train")[0][:n]
     start = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - start)
+    plain_logits(model, images, size, *data().mean_std())
+    return len(images) / (time.perf_counter() - start)
 
 
-def prediction_rows(base, u8: np.ndarray, norm: dict, size: int, rounds: int, plain_eval, images: torch.Tensor
-                    ) -> list[dict]:
-    """Rows of the benchmark table: Predictor on a folder (torch, ONNX) and the deployment files on tensors."""
-    mean, std = torch.tensor(norm["mean"]).view(1, 3, 1, 1), torch.tensor(norm["std"]).view(1, 3, 1, 1)
-    model = base.eval()
-    formats = ["pt2"] + (["onnx"] if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec(
-        "onnxscript") else [])
-    rows = []
+def deploy_formats() -> list[str]:
+    """``pt2`` always; ``onnx`` where the ``[onnx]`` extra is installed."""
+    onnx = importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript")
+    return ["pt2"] + (["onnx"] if onnx else [])
+
+
+def write_bundle(folder: Path, size: int) -> None:
+    """An unpacked bundle of the ImageNet model (28 px cache, ``size`` px input) with its deployment files."""
+    from medvision import DISCLAIMER
+    from medvision.export import export_deploy
+    from medvision.models import sha256_file
+
+    norm, files = data().norm, {}
+    for kind in deploy_formats():
+        path, _ = export_deploy(kind, data().model().eval(), size, folder)
+        files[path.name] = sha256_file(path)
+    meta = {"architecture": "tf_efficientnet_lite0", "class_names": ["normal", "pneumonia"], "temperature": 1.0,
+            "preprocessing": {"cache_size": 28, "input_size": size, "resize": "squash", "mean": list(norm["mean"]),
+                              "std": list(norm["std"])}, "files": files, "disclaimer": DISCLAIMER, "tta": "none"}
+    (folder / META).write_text(json.dumps(meta))
+
+
+def _predictor(folder: Path, backend: str):
+    from medvision.bundle import Bundle
+    from medvision.inference import Predictor
+
+    key = ("predictor", str(folder), backend)
+    if key not in _LOADED:
+        bundle = Bundle(folder, json.loads((folder / META).read_text()), data().model().eval())
+        _LOADED[key] = Predictor(bundle, device="cpu", batch_size=BATCH, backend=backend)
+    return _LOADED[key]
+
+
+def predictor_folder(folder: Path, backend: str, files: list[Path]) -> float:
+    """images/s of ``Predictor.predict`` on ``files`` with the bundle in ``folder``."""
+    predictor = _predictor(folder, backend)
+    start = time.perf_counter()
+    predictor.predict(files)
+    return len(files) / (time.perf_counter() - start)
+
+
+def deploy_tensors(folder: Path, kind: str, size: int, n: int) -> float:
+    """images/s of an exported file (``pt2`` under torch, ``onnx`` under ONNX Runtime) on in-memory batches."""
+    key = ("deploy", str(folder), kind)
+    if key not in _LOADED:
+        if kind == "pt2":
+            _LOADED[key] = torch.export.load(folder / "model.pt2").module()
+        else:  # the ONNX Runtime session the Predictor opened on model.onnx
+            _LOADED[key] = _predictor(folder, "onnx")._onnx
+    run = _LOADED[key]
+    images = data().floats("train")[0][:n]
+    mean, std = data().mean_std()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(images), 256):
+            x = F.interpolate(images[i:i + 256], size=(size, size), mode="bilinear", align_corners=False)
+            run((x - mean) / std)
+    return len(images) / (time.perf_counter() - start)
+
+
+def prediction_rows(size: int, rounds: int, n: int) -> list[dict]:
+    """Rows of the benchmark table: Predictor on a folder (torch, ONNX) and the deployment files on tensors,
+    each row in a fresh pair of worker processes (as a prediction script would run)."""
+    formats, rows = deploy_formats(), []
     with tempfile.TemporaryDirectory() as tmp:
-        folder, bundle_dir = Path(tmp) / "images", Path(tmp) / "bundle"
-        folder.mkdir()
-        bundle_dir.mkdir()
+        images, bundle = Path(tmp) / "images", Path(tmp) / "bundle"
+        images.mkdir()
+        bundle.mkdir()
         files = []
-        for i, image in enumerate(u8):
-            files.append(folder / f"{i:05d}.png")
+        for i, image in enumerate(data().split("train")[0][:n]):
+            files.append(images / f"{i:05d}.png")
             Image.fromarray(image.transpose(1, 2, 0)).save(files[-1])
-        bundle = _bundle(model, bundle_dir, norm, size, formats)
-        predictors = {b: Predictor(bundle, device="cpu", batch_size=BATCH, backend=b)
-                      for b in ("torch", "onnx") if b == "torch" or "onnx" in formats}
-        deploy = {"pt2": torch.export.load(bundle_dir / "model.pt2").module()}
-        if "onnx" in formats:
-            deploy["onnx"] = predictors["onnx"]._onnx
-        timed = {"folder": [], **{f"predict {b}": [] for b in predictors}, "tensors": [],
-                 **{f"file {k}": [] for k in deploy}}
-        for _ in range(rounds):
-            timed["folder"].append(plain_folder(model, files, size, mean, std))
-            for b, predictor in predictors.items():
-                timed[f"predict {b}"].append(_rate(lambda p=predictor: p.predict(files), len(files)))
-            timed["tensors"].append(plain_eval(model, images, size, mean, std))
-            for k, run in deploy.items():
-                def call(run=run):
-                    with torch.inference_mode():
-                        for i in range(0, len(images), 256):
-                            x = F.interpolate(images[i:i + 256], size=(size, size), mode="bilinear",
-                                              align_corners=False)
-                            run((x - mean) / std)
-                timed[f"file {k}"].append(_rate(call, len(images)))
-    plain_folder_rate, plain_tensor_rate = statistics.median(timed["folder"]), statistics.median(timed["tensors"])
-    for b in predictors:
-        rows.append({"kind": "predict folder", "strategy": f"Predictor ({b})", "size": size,
-                     "plain_images_per_s": plain_folder_rate,
-                     "medvision_images_per_s": statistics.median(timed[f"predict {b}"])})
-    for k in deploy:
-        rows.append({"kind": "exported file", "strategy": {"pt2": "torch.export", "onnx": "ONNX Runtime"}[k],
-                     "size": size, "plain_images_per_s": plain_tensor_rate,
-                     "medvision_images_per_s": statistics.median(timed[f"file {k}"])})
+        with pair() as (_, ours):
+            ours(write_bundle, bundle, size)
+        for backend in ["torch"] + (["onnx"] if "onnx" in formats else []):
+            with pair() as (plain, ours):
+                p, m = alternate(rounds, lambda: plain(plain_folder, files, size),
+                                 lambda b=backend: ours(predictor_folder, bundle, b, files))
+            rows.append({"kind": "predict folder", "strategy": f"Predictor ({backend})", "size": size,
+                         "plain_images_per_s": p, "medvision_images_per_s": m})
+        for kind in formats:
+            with pair() as (plain, ours):
+                p, m = alternate(rounds, lambda: plain(plain_tensors, size, n),
+                                 lambda k=kind: ours(deploy_tensors, bundle, k, size, n))
+            rows.append({"kind": "exported file", "strategy": {"pt2": "torch.export", "onnx": "ONNX Runtime"}[kind],
+                         "size": size, "plain_images_per_s": p, "medvision_images_per_s": m})
     return rows

@@ -1,32 +1,68 @@
 """Wall time to a validation score: medvision's ``fit`` against a plain PyTorch loop, seed by seed.
 
 The plain loop trains the way a user would write it (constant learning rate, AdamW, flips, float tensors in
-memory, ``F.interpolate`` per batch, a ``no_grad`` validation pass after every epoch) for ``epochs`` epochs;
-its final validation macro-F1 is the target. medvision's ``fit`` then trains the same model from the same
-ImageNet weights with the same optimizer, peak learning rate, batch, flips and epochs, with its default schedule
-(cosine decay per step; ``onecycle`` can be chosen, but with three epochs its warm-up costs more than it gives:
-measured 2026-11-30 it reached the target an epoch later than cosine on seeds 0 and 1), and the clock stops at the end of the first epoch whose validation macro-F1 reaches the target
-(validation, checkpoints and history included). Both final models are scored on the test split, so the speed-up
-can be checked against the accuracy it costs or gains. Used by ``train_throughput.py --seeds``.
+memory, ``F.interpolate`` per batch, a ``no_grad`` validation pass after every epoch) for ``epochs`` epochs; its
+final validation macro-F1 is the target. medvision's ``fit`` trains the same model from the same ImageNet
+weights with the same optimizer (AdamW, peak learning rate, weight decay), batch, flips, gradient clipping and
+number of epochs, with its recipe for a fast fine-tune: the first epoch trains the new head alone on the frozen
+backbone (cheap: no backward pass through the backbone), the others everything, each phase under a cosine
+schedule — fastai's ``fine_tune`` and the "linear probe, then fine-tune" of Kumar et al. (ICLR 2022), which keeps a
+random head from distorting the pretrained features. The clock stops at the end of the first epoch whose
+validation macro-F1 reaches the target (validation, checkpoints and history included).
+
+The plain loop's final score varies from seed to seed (its last epoch at a constant rate lands where it lands),
+so the time to the *mean* of the plain finals over the seeds is reported beside each seed's own target. Both
+final models are scored once on the test split: a faster route to a worse model would not count. Each side runs
+in its own worker process (``sides.py``). Used by ``train_throughput.py --seeds``.
 """
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sides import data, pair
 
-from medvision.data import AugmentConfig, TensorLoader
-from medvision.experiment import parse_strategy
-from medvision.metrics import classification_metrics
-from medvision.training import TrainConfig, evaluate, fit
-
-FLIPS = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
 MONITOR = "macro_f1"
+RECIPE = {"strategy": "two_phase:all", "phase1_epochs": 1, "backbone_lr_scale": 1.0, "scheduler": "cosine"}
+
+
+def _plain_scores(model, images, labels, size) -> dict[str, float]:
+    from train_throughput import plain_logits
+
+    from medvision.metrics import classification_metrics
+
+    return classification_metrics(plain_logits(model, images, size, *data().mean_std()), labels)
+
+
+def plain_fit(seed: int, size: int, epochs: int, lr: float, batch: int, train_images: int) -> dict:
+    """A user's training loop with a validation pass per epoch; returns its timeline and final test scores."""
+    images, labels = data().floats("train", train_images)
+    mean, std = data().mean_std()
+    model = data().model()
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    start, timeline = time.perf_counter(), []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(images), generator=g)
+        for i in range(0, len(images), batch):
+            idx = order[i:i + batch]
+            x = F.interpolate(images[idx], size=(size, size), mode="bilinear", align_corners=False)
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            x = (torch.where(flip[:, None, None, None], x.flip(3), x) - mean) / std
+            loss = F.cross_entropy(model(x), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        timeline.append((time.perf_counter() - start, _plain_scores(model, *data().floats("val"), size)[MONITOR]))
+    return {"timeline": timeline, "test": _plain_scores(model, *data().floats("test"), size),
+            "train_images": len(labels)}
 
 
 class _Clock:
@@ -47,91 +83,55 @@ class _Clock:
         pass
 
 
-def _plain_scores(model, images, labels, size, mean, std) -> dict[str, float]:
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model((F.interpolate(images[i:i + 256], size=(size, size), mode="bilinear",
-                                                 align_corners=False) - mean) / std)
-                            for i in range(0, len(images), 256)])
-    return classification_metrics(logits, labels)
+def medvision_fit(seed: int, size: int, epochs: int, lr: float, batch: int, train_images: int) -> dict:
+    """``fit`` with :data:`RECIPE` (everything else as the plain loop); returns its timeline and test scores."""
+    from medvision.data import AugmentConfig, TensorLoader
+    from medvision.experiment import parse_strategy
+    from medvision.training import TrainConfig, evaluate, fit
 
-
-def plain_fit(model, train, val, test, size, mean, std, epochs, lr, batch, seed) -> dict:
-    """A user's training loop with a validation pass per epoch; returns its timeline and final scores."""
-    torch.manual_seed(seed)
-    images, labels = train
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    start, timeline = time.perf_counter(), []
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(images), generator=g)
-        for i in range(0, len(images), batch):
-            idx = order[i:i + batch]
-            x = F.interpolate(images[idx], size=(size, size), mode="bilinear", align_corners=False)
-            flip = torch.rand(len(idx), generator=g) < 0.5
-            x = (torch.where(flip[:, None, None, None], x.flip(3), x) - mean) / std
-            loss = F.cross_entropy(model(x), labels[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-        timeline.append((time.perf_counter() - start, _plain_scores(model, *val, size, mean, std)[MONITOR]))
-    return {"timeline": timeline, "test": _plain_scores(model, *test, size, mean, std)}
-
-
-def medvision_fit(model, train_u8, val_u8, test_u8, norm, size, epochs, lr, batch, seed,
-                  scheduler: str = "cosine") -> dict:
-    """``fit`` with its default schedule (everything else as the plain loop); returns timeline and test scores."""
-    clock_loader = dict(mean=norm["mean"], std=norm["std"], out_size=size)
-    train = TensorLoader(*train_u8, batch_size=batch, shuffle=True, augment=FLIPS, seed=seed, **clock_loader)
-    val = TensorLoader(*val_u8, batch_size=256, **clock_loader)
-    cfg = TrainConfig(epochs=epochs, scheduler=scheduler, monitor=MONITOR, patience=0, grad_clip=1.0, seed=seed,
-                      device="cpu", progress=False)
-    strategy = parse_strategy("full", lr=lr, weight_decay=0.01)  # AdamW's own default decay, as the plain loop
-    clock = _Clock()
+    flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    common = dict(mean=data().norm["mean"], std=data().norm["std"], out_size=size)
+    train = TensorLoader(*data().split("train", train_images), batch_size=batch, shuffle=True, augment=flips,
+                         seed=seed, **common)
+    val = TensorLoader(*data().split("val"), batch_size=256, **common)
+    cfg = TrainConfig(epochs=epochs, scheduler=RECIPE["scheduler"], monitor=MONITOR, patience=0, grad_clip=1.0,
+                      seed=seed, device="cpu", progress=False)
+    strategy = parse_strategy(RECIPE["strategy"], lr=lr, weight_decay=0.01,  # AdamW's own default decay
+                              phase1_epochs=RECIPE["phase1_epochs"], backbone_lr_scale=RECIPE["backbone_lr_scale"])
+    model, clock = data().model(), _Clock()
     with tempfile.TemporaryDirectory() as run_dir:
         torch.manual_seed(seed)
         clock.start = time.perf_counter()
         fit(model, train, val, cfg, strategy, run_dir, class_names=("0", "1"), tracker=clock)
-    test = TensorLoader(*test_u8, batch_size=256, **clock_loader)
+    test = TensorLoader(*data().split("test"), batch_size=256, **common)
     return {"timeline": clock.epochs, "test": evaluate(model, test, torch.device("cpu"))}
 
 
-def time_to_score(base, cache, norm, size: int, epochs: int, seeds, train_images: int, lr: float = 1e-3,
-                  batch: int = 64, scheduler: str = "cosine") -> list[dict]:
-    """One row per seed: both timelines, the target, medvision's time to reach it, the ratio, test scores."""
-    mean, std = torch.tensor(norm["mean"]).view(1, 3, 1, 1), torch.tensor(norm["std"]).view(1, 3, 1, 1)
-    splits = {}
-    for name in ("train", "val", "test"):
-        u8, y = cache.split(name)
-        keep = np.sort(np.random.default_rng(0).permutation(len(y))[:train_images]) \
-            if name == "train" and 0 < train_images < len(y) else np.arange(len(y))
-        u8, y = np.ascontiguousarray(u8[keep]), np.asarray(y)[keep]
-        splits[name] = ((u8, y), (torch.from_numpy(u8).float().div_(255), torch.from_numpy(y).long()))
+def time_to_score(size: int, epochs: int, seeds, train_images: int, lr: float = 1e-3, batch: int = 64
+                  ) -> list[dict]:
+    """One row per seed (a fresh pair of worker processes each, as two training scripts would run): both
+    timelines, the targets, medvision's time to reach them, the ratios, test scores."""
     rows = []
     for seed in seeds:
-        plain = plain_fit(copy.deepcopy(base), *(splits[s][1] for s in ("train", "val", "test")), size, mean, std,
-                          epochs, lr, batch, seed)
-        ours = medvision_fit(copy.deepcopy(base), *(splits[s][0] for s in ("train", "val", "test")), norm, size,
-                             epochs, lr, batch, seed, scheduler)
-        target = plain["timeline"][-1][1]
-        reached = next((t for t, score in ours["timeline"] if score >= target), None)
+        with pair() as (plain, ours):
+            p = plain(plain_fit, seed, size, epochs, lr, batch, train_images)
+            m = ours(medvision_fit, seed, size, epochs, lr, batch, train_images)
+        target = p["timeline"][-1][1]
+        reached = next((t for t, score in m["timeline"] if score >= target), None)
         rows.append({
-            "seed": seed, "epochs": epochs, "scheduler": scheduler, "train_images": len(splits["train"][0][1]),
-            "size": size,
-            "target_val_" + MONITOR: target, "plain_seconds": plain["timeline"][-1][0],
+            "seed": seed, "epochs": epochs, "recipe": RECIPE, "train_images": p["train_images"], "size": size,
+            "target_val_" + MONITOR: target, "plain_seconds": p["timeline"][-1][0],
             "medvision_seconds_to_target": reached,
-            "ratio": plain["timeline"][-1][0] / reached if reached else None,
-            "plain_timeline": plain["timeline"], "medvision_timeline": ours["timeline"],
-            "plain_test_accuracy": plain["test"]["accuracy"], "medvision_test_accuracy": ours["test"]["accuracy"],
-            "plain_test_auroc": plain["test"]["auroc"], "medvision_test_auroc": ours["test"]["auroc"],
+            "ratio": p["timeline"][-1][0] / reached if reached else None,
+            "plain_timeline": p["timeline"], "medvision_timeline": m["timeline"],
+            **{f"{who}_test_{k}": r["test"][k] for who, r in (("plain", p), ("medvision", m))
+               for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")},
         })
     if rows:  # the plain loop's final score varies from seed to seed: also time its mean over the seeds
         mean_target = float(np.mean([r["target_val_" + MONITOR] for r in rows]))
         mean_plain = float(np.mean([r["plain_seconds"] for r in rows]))
         for r in rows:
             t = next((t for t, score in r["medvision_timeline"] if score >= mean_target), None)
-            r.update({"mean_target_val_" + MONITOR: mean_target, "medvision_seconds_to_mean_target": t,
-                      "ratio_to_mean_target": mean_plain / t if t else None})
+            r.update({"mean_target_val_" + MONITOR: mean_target, "mean_plain_seconds": mean_plain,
+                      "medvision_seconds_to_mean_target": t, "ratio_to_mean_target": mean_plain / t if t else None})
     return rows

@@ -1,52 +1,59 @@
-"""Training and evaluation images/s of medvision against a plain PyTorch loop, interleaved in one run.
+"""Training and evaluation images/s of medvision against a plain PyTorch loop, alternating in one run.
 
 Same model (EfficientNet-Lite0 with the package's ImageNet weights), same images (bundled PneumoniaMNIST train
 split, 28 px, resized on the fly), same batch, horizontal flips, AdamW, cross-entropy and gradient clipping.
 The plain loop is written the way a user would (tensors in memory, ``F.interpolate`` per batch, ``no_grad``
-evaluation); medvision's side is what ``fit`` and ``evaluate`` run. The two alternate round by round, so the
-ratios hold on a noisy machine; the median of the rounds is reported.
+evaluation); medvision's side is what ``fit`` and ``evaluate`` run. Each side runs in its own worker process
+(``sides.py``: neither inherits the other's process state) and the two alternate round by round, so the ratios
+hold on a noisy machine; the median of the rounds is reported.
 
     python bench/train_throughput.py [--batches 8] [--rounds 3] [--sizes 64 128] [--json out.json]
-        [--seeds 0 1 2 --score-epochs 3 --score-train-images 1500]
+        [--seeds 0 1 2 --score-epochs 3 --score-train-images 0]
 
-With ``--seeds`` it also measures, seed by seed, the wall time medvision's ``fit`` (one-cycle schedule) needs to
-reach the validation score a plain loop ends with (cosine schedule), and both final test scores (``time_to_score.py``).
+With ``--seeds`` it also measures, seed by seed, the wall time medvision's ``fit`` needs to reach the validation
+score a plain loop ends with, and both final test scores (``time_to_score.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from predict_throughput import prediction_rows
+from sides import alternate, data, pair
 from time_to_score import time_to_score
 
-from medvision.data import (
-    AugmentConfig,
-    TensorLoader,
-    build_tensor_cache,
-    load_medmnist,
-    normalization_from_model,
-)
-from medvision.experiment import parse_strategy
-from medvision.models import create_model
-from medvision.strategies import param_groups, train_mode
-from medvision.training import evaluate, make_optimizer, train_one_epoch
-
 BATCH = 64
-FLIPS = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+_MODELS: dict[tuple, torch.nn.Module] = {}  # per worker: the model each (side, strategy, size) row trains on
 
 
-def plain_train(model, images, labels, size, mean, std, batches, strategy_groups) -> float:
+def _row_model(side: str, spec: str, size: int):
+    """The model a training row keeps training across its rounds, and its strategy's parameter groups."""
+    from medvision.experiment import parse_strategy
+    from medvision.strategies import param_groups, train_mode
+
+    key = (side, spec, size)
+    if key not in _MODELS:
+        model = data().model()
+        if side == "medvision":
+            model = model.to(memory_format=torch.channels_last)
+        groups = param_groups(model, parse_strategy(spec))
+        if side == "medvision":
+            train_mode(model)
+        _MODELS[key] = (model, groups)
+    return _MODELS[key]
+
+
+def plain_train(spec: str, size: int, batches: int) -> float:
     """A user's loop: float tensors in memory, resize and flip per batch, AdamW; returns images/s."""
-    optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in strategy_groups])
+    model, groups = _row_model("plain", spec, size)
+    images, labels = data().floats("train")
+    mean, std = data().mean_std()
+    optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups])
     model.train()
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(images), generator=g)[: batches * BATCH]
@@ -65,9 +72,17 @@ def plain_train(model, images, labels, size, mean, std, batches, strategy_groups
     return batches * BATCH / (time.perf_counter() - start)
 
 
-def medvision_train(model, loader, batches, strategy_groups) -> float:
+def medvision_train(spec: str, size: int, batches: int) -> float:
     """``train_one_epoch`` as ``fit`` calls it (channels-last model and batches); returns images/s."""
-    optimizer = make_optimizer(strategy_groups)
+    from medvision.data import AugmentConfig, TensorLoader
+    from medvision.training import make_optimizer, train_one_epoch
+
+    model, groups = _row_model("medvision", spec, size)
+    u8, y = data().split("train")
+    flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    loader = TensorLoader(u8, y, data().norm["mean"], data().norm["std"], batch_size=BATCH, shuffle=True,
+                          augment=flips, out_size=size)
+    optimizer = make_optimizer(groups)
     loader.set_epoch(0)
     limited = _first(loader, batches)
     start = time.perf_counter()
@@ -92,17 +107,32 @@ class _first:
             yield batch
 
 
-def plain_eval(model, images, size, mean, std) -> float:
+def plain_logits(model, images, size, mean, std, batch: int = 256) -> torch.Tensor:
+    """A user's evaluation loop: ``eval()``, ``no_grad``, ``F.interpolate`` per batch of in-memory tensors."""
     model.eval()
-    start = time.perf_counter()
     with torch.no_grad():
-        for i in range(0, len(images), 256):
-            x = F.interpolate(images[i:i + 256], size=(size, size), mode="bilinear", align_corners=False)
-            model((x - mean) / std)
+        return torch.cat([model((F.interpolate(images[i:i + batch], size=(size, size), mode="bilinear",
+                                               align_corners=False) - mean) / std)
+                          for i in range(0, len(images), batch)])
+
+
+def plain_eval(size: int, n: int) -> float:
+    """images/s of :func:`plain_logits` on the first ``n`` training images."""
+    images = data().floats("train")[0][:n]
+    model = _MODELS.setdefault(("plain-eval",), data().model())
+    start = time.perf_counter()
+    plain_logits(model, images, size, *data().mean_std())
     return len(images) / (time.perf_counter() - start)
 
 
-def medvision_eval(model, loader) -> float:
+def medvision_eval(size: int, n: int) -> float:
+    """images/s of ``evaluate`` (BatchNorm folded, channels-last, ``inference_mode``) on the same images."""
+    from medvision.data import TensorLoader
+    from medvision.training import evaluate
+
+    u8, y = data().split("train")
+    loader = TensorLoader(u8[:n], y[:n], data().norm["mean"], data().norm["std"], batch_size=256, out_size=size)
+    model = _MODELS.setdefault(("medvision-eval",), data().model())
     start = time.perf_counter()
     evaluate(model, loader, torch.device("cpu"))
     return len(loader.images) / (time.perf_counter() - start)
@@ -121,55 +151,39 @@ def main() -> None:
     parser.add_argument("--score-size", type=int, default=64, help="input size of the time-to-score runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    table = load_medmnist("pneumoniamnist")
-    cache = build_tensor_cache(table, 28, progress=False)
-    u8, y = cache.split("train")
-    images, labels = torch.from_numpy(np.array(u8)).float().div_(255), torch.from_numpy(np.asarray(y)).long()
-    base = create_model("tf_efficientnet_lite0", 2, pretrained="package")
-    cfg = normalization_from_model(base)
-    mean, std = torch.tensor(cfg["mean"]).view(1, 3, 1, 1), torch.tensor(cfg["std"]).view(1, 3, 1, 1)
     rows = []
     for size in args.sizes:
         for spec in args.strategies:
-            strategy = parse_strategy(spec)
-            plain, ours = copy.deepcopy(base), copy.deepcopy(base).to(memory_format=torch.channels_last)
-            plain_groups, our_groups = param_groups(plain, strategy), param_groups(ours, strategy)
-            train_mode(ours)
-            loader = TensorLoader(u8, y, cfg["mean"], cfg["std"], batch_size=BATCH, shuffle=True, augment=FLIPS,
-                                  out_size=size)
-            p, m = [], []
-            for _ in range(args.rounds):
-                p.append(plain_train(plain, images, labels, size, mean, std, args.batches, plain_groups))
-                m.append(medvision_train(ours, loader, args.batches, our_groups))
-            rows.append({"kind": "train", "strategy": spec, "size": size, "plain_images_per_s": statistics.median(p),
-                         "medvision_images_per_s": statistics.median(m)})
-        n = min(args.eval_images, len(images))
-        loader = TensorLoader(u8[:n], y[:n], cfg["mean"], cfg["std"], batch_size=256, out_size=size)
-        model = copy.deepcopy(base)
-        p, m = [], []
-        for _ in range(args.rounds):
-            p.append(plain_eval(model, images[:n], size, mean, std))
-            m.append(medvision_eval(model, loader))
-        rows.append({"kind": "evaluate", "strategy": "-", "size": size, "plain_images_per_s": statistics.median(p),
-                     "medvision_images_per_s": statistics.median(m)})
-        rows += prediction_rows(copy.deepcopy(base), np.asarray(u8[:n]), cfg, size, args.rounds, plain_eval, images[:n])
-    print(f"EfficientNet-Lite0, batch {BATCH}, torch threads {torch.get_num_threads()}, {args.rounds} rounds "
-          f"(median), {args.batches} training batches per round")
+            with pair() as (plain, ours):
+                p, m = alternate(args.rounds, lambda s=spec, z=size: plain(plain_train, s, z, args.batches),
+                                 lambda s=spec, z=size: ours(medvision_train, s, z, args.batches))
+            rows.append({"kind": "train", "strategy": spec, "size": size, "plain_images_per_s": p,
+                         "medvision_images_per_s": m})
+        with pair() as (plain, ours):
+            p, m = alternate(args.rounds, lambda z=size: plain(plain_eval, z, args.eval_images),
+                             lambda z=size: ours(medvision_eval, z, args.eval_images))
+            threads = plain(torch.get_num_threads)
+        rows.append({"kind": "evaluate", "strategy": "-", "size": size, "plain_images_per_s": p,
+                     "medvision_images_per_s": m})
+        rows += prediction_rows(size, args.rounds, args.eval_images)
+    print(f"EfficientNet-Lite0, batch {BATCH}, torch threads {threads} per worker, {args.rounds} rounds "
+          f"(median), {args.batches} training batches per round; a fresh pair of worker processes per row")
     for r in rows:
         r["ratio"] = r["medvision_images_per_s"] / r["plain_images_per_s"]
         print(f"{r['kind']:14s} {r['strategy']:20s} {r['size']:4d}px  plain {r['plain_images_per_s']:7.1f}  "
               f"medvision {r['medvision_images_per_s']:7.1f} images/s  ratio {r['ratio']:.2f}x")
-    scores = time_to_score(base, cache, cfg, args.score_size, args.score_epochs, args.seeds, args.score_train_images)
+    scores = time_to_score(args.score_size, args.score_epochs, args.seeds, args.score_train_images)
     for r in scores:
         reached = (f"{r['medvision_seconds_to_target']:.0f} s, ratio {r['ratio']:.2f}x" if r["ratio"]
                    else "not reached")
         print(f"seed {r['seed']}: plain {r['epochs']} epochs {r['plain_seconds']:.0f} s to val macro-F1 "
-              f"{r['target_val_macro_f1']:.3f}; medvision {reached}; test accuracy plain "
+              f"{r['target_val_macro_f1']:.3f}; medvision {reached}; mean target "
+              f"{r['mean_target_val_macro_f1']:.3f}: {r['ratio_to_mean_target'] or 0:.2f}x; test accuracy plain "
               f"{r['plain_test_accuracy']:.3f} medvision {r['medvision_test_accuracy']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "batch": BATCH, "rounds": args.rounds,
-                                         "rows": rows, "time_to_score": scores}, indent=1))
+        args.json.write_text(json.dumps({"threads": threads, "batch": BATCH, "rounds": args.rounds,
+                                         "separate_processes": True, "rows": rows, "time_to_score": scores},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -308,7 +308,7 @@ def plot_time_to_score(rows: list[dict], monitor: str = "macro_f1", ax: Axes | N
                        ) -> tuple[Figure, Axes]:
     """Validation ``monitor`` against wall-clock seconds, epoch by epoch, of the plain loop (dashed) and of
     medvision's ``fit`` (solid), one colour per seed, with each seed's target (the plain loop's final score)
-    dotted: rows as ``bench/train_throughput.py --seeds`` writes them."""
+    dotted and the mean of those targets in black: rows as ``bench/train_throughput.py --seeds`` writes them."""
     fig, ax = _fig_ax(ax, (7, 4))
     for i, row in enumerate(rows):
         colour = f"C{i % 10}"
@@ -316,6 +316,9 @@ def plot_time_to_score(rows: list[dict], monitor: str = "macro_f1", ax: Axes | N
             t, score = zip(*([(0.0, float("nan"))] + [tuple(p) for p in row[key]]), strict=True)
             ax.plot(t, score, style, marker="o", color=colour, label=f"seed {row['seed']}: {who}")
         ax.axhline(row[f"target_val_{monitor}"], color=colour, lw=0.8, ls=":")
+    if rows and f"mean_target_val_{monitor}" in rows[0]:
+        ax.axhline(rows[0][f"mean_target_val_{monitor}"], color="black", lw=1, ls="-.",
+                   label="mean of the plain loop's final scores")
     ax.set_xlabel("wall-clock seconds (training, validation and checkpoints)")
     ax.set_ylabel(f"validation {monitor}")
     ax.legend(fontsize=8, ncols=2)
