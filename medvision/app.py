@@ -60,12 +60,15 @@ def sidebar(predictor: Predictor) -> tuple[int, bool, bool]:
     if test:
         st.sidebar.markdown(f"Test accuracy {test.get('accuracy', float('nan')):.3f}, macro-F1 "
                             f"{test.get('macro_f1', float('nan')):.3f}, AUROC {test.get('auroc', float('nan')):.3f}")
-    st.sidebar.markdown(f"Temperature {predictor.temperature:.3f} (fitted on validation)")
+    fit = meta.get("temperature_fit", {})
+    st.sidebar.markdown(f"Temperature {predictor.temperature:.3f} (fitted on validation)" if fit.get("used", True)
+                        else f"Temperature kept at 1: {fit['reason']}")
     top_k = st.sidebar.slider("Top-k", 1, len(predictor.class_names), min(3, len(predictor.class_names)))
-    threshold = float(meta["abstention"]["threshold"])
+    abst = meta["abstention"]
+    threshold = float(abst["threshold"])
     abstain = st.sidebar.checkbox(f"Abstain below {threshold:.2f} confidence", value=True,
-                                  help="Chosen on validation to reach the target accuracy "
-                                       f"{meta['abstention']['target_accuracy']:.0%}")
+                                  help=f"Chosen on validation to reach the target accuracy {abst['target_accuracy']:.0%}"
+                                  if abst.get("fitted", True) else f"Threshold {abst['reason']}")
     cam = st.sidebar.checkbox("Grad-CAM overlay", value=True)
     return top_k, abstain, cam
 

@@ -147,9 +147,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     ev = evaluate_run(args.run_dir, n_resamples=args.resamples, force=args.force)
     if args.json:
         print(json.dumps({"metrics": ev.metrics, "temperature": ev.temperature,
+                          "temperature_fit": ev.temperature_fit.to_dict(),
                           "ci95": ev.ci.reset_index().to_dict(orient="records")}, indent=2, default=float))
         return EXIT_OK
-    print(f"{args.run_dir}: test split, temperature {ev.temperature:.3f} (fitted on validation)")
+    print(f"{args.run_dir}: test split, {ev.temperature_fit.describe()}")
     print(ev.ci.to_string(float_format=lambda x: f"{x:.3f}"))
     print(ev.per_class.to_string(float_format=lambda x: f"{x:.3f}"))
     print(ev.calibration.to_string(float_format=lambda x: f"{x:.4f}"))
@@ -193,6 +194,9 @@ def _predict(args: argparse.Namespace) -> int:
     abstain: bool | float = args.threshold if args.threshold is not None else args.abstain
     predictor = Predictor.from_bundle(args.bundle, device=args.device, abstain=abstain, batch_size=args.batch_size,
                                       backend=args.backend)
+    abstention = predictor.bundle.meta.get("abstention", {})
+    if abstain is True and not abstention.get("fitted", True):
+        print(f"medvision predict: --abstain: the bundle's threshold was {abstention['reason']}", file=sys.stderr)
     files = image_files(args.inputs)
     if not files:
         raise NotFoundError(f"no image files in {' '.join(args.inputs)}")

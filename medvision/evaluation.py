@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medvision.calibration import calibration_table, fit_temperature
+from medvision.calibration import TemperatureFit, calibrate_temperature, calibration_table
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.cache import TensorCache, build_tensor_cache
 from medvision.data.config import load_data
@@ -31,6 +31,10 @@ from medvision.run_dir import RunDirectory, with_defaults
 
 if TYPE_CHECKING:
     from medvision.run_config import RunConfig
+
+
+#: Part of an evaluation's settings: evaluations saved before the temperature guard are recomputed.
+CALIBRATION_VERSION = "guarded-1"
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Evaluation:
     ci: pd.DataFrame
     per_class: pd.DataFrame
     calibration: pd.DataFrame
+    temperature_fit: TemperatureFit
 
 
 def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
@@ -91,7 +96,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     from medvision.training import predict_logits
 
     rd = RunDirectory(run_dir)
-    settings = {"n_resamples": n_resamples, "seed": seed, "n_bins": n_bins}
+    settings = {"n_resamples": n_resamples, "seed": seed, "n_bins": n_bins, "calibration": CALIBRATION_VERSION}
     if not force and rd.evaluation_is_current(settings):
         return _load_evaluation(rd)
     run = load_run(run_dir)
@@ -99,12 +104,13 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     scored = with_tta(run.model, run.config.train.tta)  # as the run was selected and scored
     val_logits, val_targets = predict_logits(scored, run.loaders["val"], device)
     test_logits, test_targets = predict_logits(scored, run.loaders["test"], device)
-    temperature = fit_temperature(val_logits, val_targets, split="val")
+    fit = calibrate_temperature(val_logits, val_targets, split="val")
+    temperature = fit.temperature
     test_ids = run.cache.table.frame.loc[run.cache.table.frame["split"] == "test", "sample_id"].tolist()
     save_atomic({"val_logits": val_logits, "val_targets": val_targets, "test_logits": test_logits,
                  "test_targets": test_targets, "test_ids": test_ids, "class_names": list(run.class_names),
                  "temperature": temperature}, rd / rd.LOGITS)
-    rd.write_temperature(temperature)
+    rd.write_temperature(fit.to_dict())
     preds = predictions_table(test_logits, test_targets, test_ids, run.class_names, temperature)
     for j, name in enumerate(run.class_names):
         preds[f"logit[{name}]"] = test_logits[:, j].numpy()
@@ -117,9 +123,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
                          "ci": ci.reset_index().to_dict(orient="records"),
                          "per_class": report.reset_index().to_dict(orient="records"),
                          "calibration": calib.reset_index(names="when").to_dict(orient="records"),
-                         "temperature": temperature})
+                         "temperature": temperature, "temperature_fit": fit.to_dict()})
     return Evaluation(rd.path, run.class_names, temperature, val_logits, val_targets, test_logits, test_targets,
-                      test_ids, metrics, ci, report, calib)
+                      test_ids, metrics, ci, report, calib, fit)
 
 
 def _load_evaluation(rd: RunDirectory) -> Evaluation:
@@ -129,7 +135,12 @@ def _load_evaluation(rd: RunDirectory) -> Evaluation:
         rd.path, tuple(saved["class_names"]), float(saved["temperature"]), saved["val_logits"],
         saved["val_targets"], saved["test_logits"], saved["test_targets"], list(saved["test_ids"]), data["metrics"],
         pd.DataFrame(data["ci"]).set_index("metric"), pd.DataFrame(data["per_class"]).set_index("class"),
-        pd.DataFrame(data["calibration"]).set_index("when"))
+        pd.DataFrame(data["calibration"]).set_index("when"), _fit_from(data["temperature_fit"]))
+
+
+def _fit_from(saved: dict) -> TemperatureFit:
+    return TemperatureFit(float(saved["temperature"]), saved["fitted"], saved["reason"], int(saved["val_cases"]),
+                          int(saved["val_errors"]))
 
 
 

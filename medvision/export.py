@@ -33,7 +33,7 @@ from medvision.bundle import (
     build_model,
     state_dict_for_export,
 )
-from medvision.calibration import coverage_for_accuracy, risk_coverage
+from medvision.calibration import MIN_VALIDATION_ERRORS, coverage_for_accuracy, risk_coverage
 from medvision.checkpoints import load_checkpoint
 from medvision.errors import ConfigError, MissingExtraError, NotFoundError, OutputExistsError
 from medvision.fusion import folded_copy
@@ -71,17 +71,28 @@ def load_descriptions(source: str | os.PathLike[str] | Mapping[str, str] | None,
 
 def abstention_threshold(val_logits: torch.Tensor, val_targets: torch.Tensor, temperature: float,
                          target_accuracy: float, test_logits: torch.Tensor | None = None,
-                         test_targets: torch.Tensor | None = None) -> dict:
+                         test_targets: torch.Tensor | None = None,
+                         min_errors: int = MIN_VALIDATION_ERRORS) -> dict:
     """The confidence threshold that keeps the largest share of *validation* cases at ``target_accuracy``.
 
-    Chosen on the risk-coverage curve of temperature-scaled validation probabilities. With test logits, what
-    the threshold then does on test is *reported* (coverage and accuracy of the kept cases), never used.
+    Chosen on the risk-coverage curve of temperature-scaled validation probabilities. A validation split with
+    fewer than ``min_errors`` mistakes cannot say where the mistakes lie (every threshold "reaches" the target),
+    so none is fitted: the threshold is 0 (no case abstains) and ``reason`` says why, as for the temperature
+    (:func:`medvision.calibration.calibrate_temperature`). With test logits, what the threshold then does on
+    test is *reported* (coverage and accuracy of the kept cases), never used.
     """
     probs = (val_logits.float() / temperature).softmax(1)
     curve = risk_coverage(probs, val_targets)
-    coverage, threshold = coverage_for_accuracy(curve, target_accuracy)
+    errors = int((probs.argmax(1) != val_targets).sum())
+    if errors < min_errors:
+        coverage, threshold = 1.0, 0.0
+        reason = (f"not fitted: the validation split has {errors} misclassified case(s) of {len(val_targets)} "
+                  f"(fewer than {min_errors}), too few to tell where mistakes lie; no case abstains")
+    else:
+        (coverage, threshold), reason = coverage_for_accuracy(curve, target_accuracy), ""
     out = {"target_accuracy": target_accuracy, "threshold": threshold, "val_coverage": coverage,
-           "val_accuracy_all": float(curve["accuracy"].iloc[-1]), "fitted_on": "val"}
+           "val_accuracy_all": float(curve["accuracy"].iloc[-1]), "fitted_on": "val", "fitted": not reason,
+           "reason": reason}
     if test_logits is not None and test_targets is not None:
         p = (test_logits.float() / temperature).softmax(1)
         conf, pred = p.max(1)
@@ -184,6 +195,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     meta |= {
         "preprocessing": _preprocessing(model, config),
         "temperature": float(ev.temperature), "temperature_fitted_on": "val",
+        "temperature_fit": ev.temperature_fit.to_dict(),
         "abstention": abstention_threshold(ev.val_logits, ev.val_targets, ev.temperature, target_accuracy,
                                            ev.test_logits, ev.test_targets),
         "metrics": {"split": "test", "test": ev.metrics, "val": summary["val"],
@@ -227,6 +239,13 @@ def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"
 
 
+def _temperature_line(meta: dict) -> str:
+    fit = meta.get("temperature_fit")
+    if fit is None or fit.get("used", True):
+        return f"Temperature {meta['temperature']:.3f}, fitted on the validation split"
+    return f"Temperature kept at 1 (not fitted): {fit['reason']}"
+
+
 def model_card(meta: dict) -> str:
     """``MODEL_CARD.md`` from the bundle metadata (every number comes from the run's evaluation)."""
     tr, data, metrics = meta["training"], meta["data"], meta["metrics"]
@@ -267,11 +286,12 @@ def model_card(meta: dict) -> str:
               f"{_fmt(r['f1'])} |" for r in metrics["per_class"]]
     calib = {r["when"]: r for r in metrics["calibration"]}
     lines += ["", "## Calibration and abstention", "",
-              f"- Temperature {meta['temperature']:.3f}, fitted on the validation split. Test ECE "
-              f"{_fmt(calib.get('before', {}).get('ece'))} before, {_fmt(calib.get('after', {}).get('ece'))} after.",
-              f"- Abstention threshold {abst['threshold']:.3f} on calibrated confidence: on validation it keeps "
-              f"{abst['val_coverage']:.0%} of cases at accuracy >= {abst['target_accuracy']:.0%} (all cases: "
-              f"{abst['val_accuracy_all']:.3f})."
+              f"- {_temperature_line(meta)}. Test ECE {_fmt(calib.get('before', {}).get('ece'))} before, "
+              f"{_fmt(calib.get('after', {}).get('ece'))} after.",
+              (f"- Abstention threshold {abst['threshold']:.3f} on calibrated confidence: on validation it keeps "
+               f"{abst['val_coverage']:.0%} of cases at accuracy >= {abst['target_accuracy']:.0%} (all cases: "
+               f"{abst['val_accuracy_all']:.3f})." if abst.get("fitted", True) else
+               f"- Abstention threshold {abst['reason']}.")
               + (f" On test it keeps {abst['test_coverage']:.0%} of cases, at accuracy "
                  f"{_fmt(abst['test_accuracy_kept'])} (reported, not used to choose)." if "test_coverage" in abst
                  else "") + " Use `Predictor.from_bundle(path, abstain=True)`.", "",

@@ -198,9 +198,10 @@ class RunDirectory:
                 and files[0].stat().st_mtime >= best.stat().st_mtime
                 and self.evaluation().get("settings") == settings)
 
-    def write_temperature(self, temperature: float) -> None:
-        write_json_atomic(self.path / self.TEMPERATURE, {"temperature": temperature, "fitted_on": "val",
-                                                          "method": "LBFGS on validation NLL"})
+    def write_temperature(self, fit: dict) -> None:
+        """``temperature.json``: the temperature used and how it was chosen
+        (:meth:`medvision.calibration.TemperatureFit.to_dict`)."""
+        write_json_atomic(self.path / self.TEMPERATURE, fit)
 
     def write_predictions(self, table: pd.DataFrame) -> None:
         with atomic_path(self.path / self.PREDICTIONS) as tmp:

@@ -66,9 +66,12 @@ book.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=foc
 # ## Reliability before and after temperature scaling
 #
 # The temperature is fitted on the validation split (LBFGS on the negative log-likelihood) and only
-# applied to the test split. Bars: how many test cases fall in each confidence bin.
+# applied to the test split. A validation split with fewer than five mistakes, or a fitted temperature outside
+# 0.2-5, keeps T = 1: a split without mistakes (validation carved from near-identical images, say) would
+# otherwise "calibrate" the model into certainty. Bars: how many test cases fall in each confidence bin.
 
 # %%
+display(Markdown(f"**{focus.name}**: {ev.temperature_fit.describe()}."))
 before = calibration.reliability_bins((ev.test_logits).softmax(1), ev.test_targets, n_bins)
 after = calibration.reliability_bins((ev.test_logits / ev.temperature).softmax(1), ev.test_targets, n_bins)
 fig, ax = plots.plot_reliability_diagram({"before": before, f"after (T = {ev.temperature:.2f})": after})
@@ -110,7 +113,8 @@ calibration.classwise_calibration(probs, ev.test_targets, ev.class_names, n_bins
 rows = []
 for name, e in evals.items():
     t = e.calibration
-    rows.append({"run": name, "temperature": e.temperature, "accuracy": e.metrics["accuracy"],
+    rows.append({"run": name, "temperature": e.temperature, "fitted": e.temperature_fit.used,
+                 "accuracy": e.metrics["accuracy"],
                  "ece_before": t.loc["before", "ece"], "ece_after": t.loc["after", "ece"],
                  "nll_before": t.loc["before", "nll"], "nll_after": t.loc["after", "nll"],
                  "brier_after": t.loc["after", "brier"]})

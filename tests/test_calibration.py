@@ -6,6 +6,7 @@ from medvision.calibration import (
     accuracy_at_coverage,
     bootstrap_calibration,
     brier_score,
+    calibrate_temperature,
     calibration_table,
     classwise_calibration,
     coverage_for_accuracy,
@@ -55,6 +56,37 @@ def test_temperature_is_never_fitted_on_test():
     logits, y = calibrated_sample(n=100)
     with pytest.raises(ValueError, match="test split"):
         fit_temperature(logits, y, split="test")
+
+
+def test_a_separable_validation_split_never_sharpens_the_model():
+    # the otoscopy case: validation carved from a train split of near-identical frames has no mistakes, and
+    # fitting T there gave T = 0.044 (every confidence 1.0)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (160,), generator=g)
+    logits = torch.randn(160, 4, generator=g)
+    logits[torch.arange(160), y] += 6.0  # every case right, with margin
+    assert fit_temperature(logits, y, split="val") < 0.2  # what an unguarded fit does
+    fit = calibrate_temperature(logits, y, split="val")
+    assert fit.temperature == 1.0 and fit.fitted is None and not fit.used
+    assert fit.val_errors == 0 and "no misclassified case of 160" in fit.reason
+    assert "temperature kept at 1" in fit.describe()
+    few = logits.clone()
+    few[:3, :] = 0.0
+    few[torch.arange(3), (y[:3] + 1) % 4] = 9.0  # three mistakes: still too few
+    assert "only 3 misclassified" in calibrate_temperature(few, y, split="val").reason
+
+
+def test_a_temperature_outside_the_trusted_range_is_not_used():
+    logits, y = calibrated_sample(n=4000, seed=3)
+    under = logits * 0.05  # far too unsure: the fit asks for T of about 0.05
+    fit = calibrate_temperature(under, y, split="val")
+    assert fit.fitted is not None and fit.fitted < 0.2
+    assert fit.temperature == 1.0 and "outside the trusted range 0.2-5" in fit.reason
+    over, y2 = calibrated_sample(n=5000, sharpen=3.0, seed=1)
+    ok = calibrate_temperature(over, y2, split="val")
+    assert ok.used and ok.temperature == pytest.approx(fit_temperature(over, y2, split="val"))
+    with pytest.raises(ValueError, match="test split"):
+        calibrate_temperature(over, y2, split="test")
 
 
 def test_brier_and_bins():

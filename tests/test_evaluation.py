@@ -50,7 +50,14 @@ def test_evaluate_run_writes_evaluation_predictions_and_temperature(runs):
     ev = evaluate_run(run_dir, n_resamples=50)
     for name in ("evaluation.json", "predictions.csv", "temperature.json", "logits.pt"):
         assert (run_dir / name).is_file(), name
-    assert json.loads((run_dir / "temperature.json").read_text())["fitted_on"] == "val"
+    saved_fit = json.loads((run_dir / "temperature.json").read_text())
+    assert saved_fit["fitted_on"] == "val"
+    # a real, badly calibrated run (random init, 2 epochs): its validation mistakes are many, so T is fitted as
+    # before the guard existed
+    from medvision.calibration import fit_temperature
+
+    assert ev.temperature_fit.used and ev.temperature_fit.val_errors >= 5 and saved_fit["used"]
+    assert ev.temperature == pytest.approx(fit_temperature(ev.val_logits, ev.val_targets, split="val"))
     preds = pd.read_csv(run_dir / "predictions.csv")
     assert len(preds) == 156 and {"sample_id", "true", "predicted", "confidence", "p[malignant]"} <= set(preds)
     data = json.loads((run_dir / "evaluation.json").read_text())
@@ -58,7 +65,7 @@ def test_evaluate_run_writes_evaluation_predictions_and_temperature(runs):
     assert ev.metrics["accuracy"] == pytest.approx(preds["correct"].mean(), abs=1e-6)
     again = evaluate_run(run_dir, n_resamples=50)  # reused from disk
     pd.testing.assert_frame_equal(again.ci, ev.ci, check_dtype=False, check_names=False)
-    assert again.temperature == ev.temperature
+    assert again.temperature == ev.temperature and again.temperature_fit == ev.temperature_fit
     assert top_losses(ev, n=3)["loss"].is_monotonic_decreasing
 
 

@@ -51,9 +51,22 @@ def test_descriptions_must_name_real_classes(tmp_path):
 def test_abstention_threshold_is_chosen_on_validation():
     logits = torch.tensor([[4.0, 0.0], [3.0, 0.0], [0.0, 0.5], [0.0, 2.0]])
     targets = torch.tensor([0, 0, 0, 1])  # the least confident case is wrong
-    out = abstention_threshold(logits, targets, 1.0, target_accuracy=1.0)
+    out = abstention_threshold(logits, targets, 1.0, target_accuracy=1.0, min_errors=1)
     assert out["val_coverage"] == 0.75
     assert out["threshold"] == pytest.approx(torch.tensor([0.0, 2.0]).softmax(0)[1].item())
+    assert out["fitted"] and not out["reason"]
+
+
+def test_no_abstention_threshold_is_fitted_on_a_validation_split_without_mistakes():
+    logits = torch.tensor([[4.0, 0.0], [3.0, 0.0], [0.0, 0.5], [0.0, 2.0]])
+    out = abstention_threshold(logits, torch.tensor([0, 0, 1, 1]), 1.0, target_accuracy=0.95)
+    assert out["threshold"] == 0.0 and out["val_coverage"] == 1.0 and not out["fitted"]
+    assert "0 misclassified case(s) of 4" in out["reason"] and "no case abstains" in out["reason"]
+    meta = {"temperature": 1.0, "temperature_fit": {"used": False, "reason": "the validation split has no "
+            "misclassified case"}, "abstention": out}
+    from medvision.export import _temperature_line
+
+    assert _temperature_line(meta).startswith("Temperature kept at 1 (not fitted): the validation split has no")
 
 
 def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):

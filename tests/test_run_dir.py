@@ -26,7 +26,7 @@ def test_files_round_trip_atomically(tmp_path):
     rd.write_history([{"epoch": 1, "val_macro_f1": 0.5}, {"epoch": 2, "val_macro_f1": 0.7}])
     assert not rd.is_finished()
     rd.write_summary({"val": {"macro_f1": 0.7}})
-    rd.write_temperature(1.5)
+    rd.write_temperature({"temperature": 1.5, "fitted_on": "val"})
     rd.write_predictions(pd.DataFrame({"sample_id": ["a"], "label": [1]}))
     assert rd.is_run() and rd.is_finished() and rd.config()["data"]["sizes"] == [1, 2]
     assert rd.classes() == ["normal", "pneumonia"] and rd.history()["val_macro_f1"].tolist() == [0.5, 0.7]
