@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from medvision.errors import DataNotFoundError
@@ -81,36 +82,77 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Fewest seeds a "win" over a published number may rest on.
+MIN_SEEDS_FOR_A_WIN = 5
+
+
+def seed_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided ``level`` t-interval of a mean over ``n`` seeds (``(nan, nan)`` for one seed)."""
+    from scipy import stats
+
+    if n < 2 or not np.isfinite(sd):
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return mean - half, mean + half
+
+
+def verdict(lower: float, upper: float, published: float, n: int) -> str:
+    """``win`` when the whole seed interval lies above ``published`` and rests on at least
+    :data:`MIN_SEEDS_FOR_A_WIN` seeds; ``below`` when it lies wholly below; ``level`` otherwise (the
+    difference is within seed-to-seed spread, or too few seeds to tell)."""
+    if np.isfinite(upper) and upper < published:
+        return "below"
+    if n >= MIN_SEEDS_FOR_A_WIN and np.isfinite(lower) and lower > published:
+        return "win"
+    return "level"
+
+
 def versus_anchors(summary: pd.DataFrame, anchors: pd.DataFrame, resolution: int = 28) -> pd.DataFrame:
     """Our runs (rows of :func:`seed_summary`, usually one chosen per data set on validation) against every
-    published non-AutoML row at ``resolution``, by mean test ACC and AUC over seeds."""
+    published non-AutoML row at ``resolution``: mean test ACC and AUC over seeds, their 95% t-intervals and a
+    :func:`verdict` per metric."""
     rows = []
     automl = ("auto-sklearn", "AutoKeras", "Google AutoML Vision")
     for (dataset, run), row in summary.iterrows():
         pub = anchors[(anchors["dataset"] == dataset) & (anchors["resolution"] == resolution)
                       & ~anchors["method"].isin(automl)]
+        n = int(row[("seeds", "n")])
+        ours = {m: (row[(f"test_{m}", "mean")], *seed_interval(row[(f"test_{m}", "mean")],
+                                                                row[(f"test_{m}", "sd")], n))
+                for m in ("accuracy", "auroc")}
         for _, a in pub.iterrows():
-            acc, auc = row[("test_accuracy", "mean")], row[("test_auroc", "mean")]
-            rows.append({"dataset": dataset, "ours": run, "our_acc": acc, "our_auc": auc,
+            rows.append({"dataset": dataset, "ours": run, "seeds": n,
+                         "our_acc": ours["accuracy"][0], "our_acc_low": ours["accuracy"][1],
+                         "our_acc_high": ours["accuracy"][2], "our_auc": ours["auroc"][0],
+                         "our_auc_low": ours["auroc"][1], "our_auc_high": ours["auroc"][2],
                          "published": a["method"], "pub_acc": a["test_acc"], "pub_auc": a["test_auc"],
-                         "beats_acc": acc > a["test_acc"], "beats_auc": auc > a["test_auc"]})
+                         "acc": verdict(*ours["accuracy"][1:], a["test_acc"], n),
+                         "auc": verdict(*ours["auroc"][1:], a["test_auc"], n)})
     return pd.DataFrame(rows)
 
 
 def describe_versus(table: pd.DataFrame) -> str:
-    """Plain sentences: where our chosen runs beat every published non-AutoML row, and where they don't."""
+    """Plain sentences from :func:`versus_anchors`: per data set, the published rows our chosen run beats
+    beyond seed-to-seed spread, is level with, or falls below, in ACC and AUC."""
     if table.empty:
         return "No data set has published anchors at this resolution."
     parts = []
     for dataset, rows in table.groupby("dataset"):
-        run = rows["ours"].iloc[0]
-        lost = rows[~(rows["beats_acc"] & rows["beats_auc"])]
-        if lost.empty:
-            parts.append(f"On **{dataset}**, {run} beats every published non-AutoML row in both ACC and AUC.")
-        else:
-            worse = "; ".join(f"{r.published} (ACC {r.pub_acc:.3f} vs ours {r.our_acc:.3f}, AUC {r.pub_auc:.3f} "
-                              f"vs {r.our_auc:.3f})" for r in lost.itertuples())
-            parts.append(f"On **{dataset}**, {run} does not beat: {worse}.")
+        run, n = rows["ours"].iloc[0], int(rows["seeds"].iloc[0])
+        first = rows.iloc[0]
+        text = (f"On **{dataset}**, {run} scores ACC {first.our_acc:.3f} (95% interval over {n} seed(s) "
+                f"{first.our_acc_low:.3f}-{first.our_acc_high:.3f}) and AUC {first.our_auc:.3f} "
+                f"({first.our_auc_low:.3f}-{first.our_auc_high:.3f}).")
+        for metric, label in (("acc", "ACC"), ("auc", "AUC")):
+            groups = {v: [f"{r.published} ({getattr(r, f'pub_{metric}'):.3f})" for r in rows.itertuples()
+                          if getattr(r, metric) == v] for v in ("win", "level", "below")}
+            said = [f"{word} {', '.join(groups[v])}" for v, word in
+                    (("win", "beats"), ("level", "is level with"), ("below", "falls below")) if groups[v]]
+            text += f" In {label} it {'; '.join(said)}."
+        if n < MIN_SEEDS_FOR_A_WIN:
+            text += (f" With {n} seed(s) no win is claimed: a win needs the whole interval above the published "
+                     f"number over at least {MIN_SEEDS_FOR_A_WIN} seeds.")
+        parts.append(text)
     return " ".join(parts)
 
 

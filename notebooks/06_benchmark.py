@@ -109,7 +109,10 @@ anchors[anchors["dataset"].isin(list(configs))].set_index(["dataset", "method", 
 # ## Ours against the published rows at the same resolution
 #
 # Per data set, the strategy with the best mean *validation* macro-F1 is compared with every published
-# row at this resolution that is not AutoML.
+# row at this resolution that is not AutoML. A published number is a single figure; ours vary from seed to
+# seed. So each comparison gets a verdict from the 95% t-interval of our mean over the seeds: **win** only when
+# the whole interval lies above the published number and rests on at least five seeds, **below** when it lies
+# wholly below, **level** otherwise.
 #
 # A caution on fairness: the strategy is chosen on validation, but the profile's recipe (augmentation,
 # epochs, input size, weight averaging, test-time flips per data set — the comments in
