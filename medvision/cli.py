@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from medvision.errors import NotFoundError, UserError
+from medvision.errors import LeakageWarning, NotFoundError, UserError
 from medvision.run_dir import RunDirectory
 
 EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -36,11 +37,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-col", default=None, help="CSV column of labels")
     p.add_argument("--group-col", default=None, help="CSV column of patient / lesion ids (group-aware split)")
     p.add_argument("--seed", type=int, default=None, help="split seed")
+    p.add_argument("--dedupe", choices=["none", "exact", "near"], default=None,
+                   help="split by clusters of exact or near-duplicate images (and groups): no cluster spans splits")
+    p.add_argument("--near-distance", type=int, default=None, help="pHash distance of a near duplicate (of 64)")
+    p.add_argument("--official-split", choices=["keep", "drop_duplicates", "resplit"], default=None,
+                   help="with --dedupe, for a set with an official split: keep it, drop evaluation images that "
+                        "duplicate earlier splits, or split anew by clusters")
 
 
 #: The data flags of the ``data`` sub-commands and the DataConfig field each sets.
 _DATA_FLAGS = {"size": "size", "data_root": "data_root", "path_col": "path_col", "label_col": "label_col",
-               "group_col": "group_col", "seed": "seed"}
+               "group_col": "group_col", "seed": "seed", "dedupe": "dedupe", "near_distance": "near_distance",
+               "official_split": "official_split"}
 
 
 def _data_config(args: argparse.Namespace):
@@ -67,9 +75,13 @@ def _load_table(args: argparse.Namespace):
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
+    from medvision.data.dedupe import describe_split_report
+
     table = _load_table(args)
     print(table.summary())
     print(table.counts().to_string())
+    if table.split_report:
+        print(describe_split_report(table.split_report))
     if args.leakage:
         _leakage(table)
     return EXIT_OK
@@ -95,12 +107,18 @@ def _data_leakage(args: argparse.Namespace) -> int:
 
 
 def _data_split(args: argparse.Namespace) -> int:
+    from medvision.atomic import write_json_atomic
+    from medvision.data.dedupe import describe_split_report
     from medvision.data.splits import save_manifest
 
     table = _load_table(args)
     save_manifest(table, args.out)
     print(table.counts().to_string())
     print(f"split manifest ({len(table)} rows) written to {args.out}; reuse it with DataConfig(manifest=...)")
+    if table.split_report:
+        report = Path(args.out).with_suffix(".report.json")
+        write_json_atomic(report, table.split_report)
+        print(f"{describe_split_report(table.split_report)} Every dropped or moved image: {report}")
     return EXIT_OK
 
 
@@ -125,12 +143,19 @@ def _train(args: argparse.Namespace) -> int:
     runs_dir = Path(args.runs_dir or Path("runs") / system.label)
     dist = distributed.setup()  # a no-op unless started by torchrun
     try:
-        summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
-                                 progress=not args.quiet)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LeakageWarning)
+            summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
+                                     progress=not args.quiet)
     finally:
         distributed.cleanup()
     if not dist.is_main:
         return EXIT_OK
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LeakageWarning)):
+        print(f"medvision train: warning: {message}", file=sys.stderr)
+    for w in caught:  # other warnings as Python would have shown them
+        if not issubclass(w.category, LeakageWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if dist.enabled:
         print(f"trained with DistributedDataParallel on {dist.world_size} processes")
     print(f"{'run':<24} {'best epoch':>10} {'val macro-F1':>13} {'test macro-F1':>14} {'test AUROC':>11}")
@@ -141,17 +166,61 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_map(items: Sequence[str]) -> dict[str, str]:
+    from medvision.errors import ConfigError
+
+    out = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not sep or not src or not dst:
+            raise ConfigError(f"--map {item!r} must look like EXTERNAL_CLASS=RUN_CLASS (or EXTERNAL_CLASS=- to leave "
+                              "it out)")
+        out[src] = dst
+    return out
+
+
+def _evaluate_external(args: argparse.Namespace) -> int:
+    from medvision.external import evaluate_external
+
+    ev = evaluate_external(args.run_dir, args.data, _parse_map(args.map), name=args.name, overrides=args.set,
+                           n_resamples=args.resamples)
+    if args.json:
+        print(json.dumps({"name": ev.name, "images": ev.images, "class_map": ev.class_map, "metrics": ev.metrics,
+                          "clean": ev.clean, "audit": {k: v for k, v in ev.audit.items() if k != "test_leaking"}},
+                         indent=2, default=float))
+        return EXIT_OK
+    print(f"{args.run_dir} on {args.data}: {ev.images} images, classes {ev.class_map}; written to {ev.folder}")
+    print(ev.ci.to_string(float_format=lambda x: f"{x:.3f}"))
+    exact = ev.audit["pairs"]["exact"]["external-train/val"]
+    near = ev.audit["pairs"]["near"]["external-train/val"]
+    print(f"{exact} exact and {near} near duplicates of the run's training/validation images "
+          f"({ev.audit['against']}, pHash distance <= {ev.audit['max_distance']})"
+          + (f"; without them ({ev.clean['images']} images): accuracy {ev.clean['metrics']['accuracy']:.3f}, "
+             f"AUROC {ev.clean['metrics'].get('auroc', float('nan')):.3f}" if ev.clean["excluded"] and
+             ev.clean["images"] else ""))
+    return EXIT_OK
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from medvision.evaluation import evaluate_run
 
+    if args.data:
+        return _evaluate_external(args)
+
     ev = evaluate_run(args.run_dir, n_resamples=args.resamples, force=args.force)
     if args.json:
-        print(json.dumps({"metrics": ev.metrics, "temperature": ev.temperature,
+        print(json.dumps({"metrics": ev.metrics, "temperature": ev.temperature, "clean_test": ev.clean,
                           "temperature_fit": ev.temperature_fit.to_dict(),
                           "ci95": ev.ci.reset_index().to_dict(orient="records")}, indent=2, default=float))
         return EXIT_OK
     print(f"{args.run_dir}: test split, {ev.temperature_fit.describe()}")
     print(ev.ci.to_string(float_format=lambda x: f"{x:.3f}"))
+    if ev.clean["excluded"]:
+        from medvision.evaluation import whole_and_clean_test
+
+        print(f"{ev.clean['excluded']} of {len(ev.test_ids)} test images have a duplicate in train/val "
+              f"({RunDirectory.LEAKAGE}); without them:")
+        print(whole_and_clean_test(ev).to_string(float_format=lambda x: f"{x:.3f}"))
     print(ev.per_class.to_string(float_format=lambda x: f"{x:.3f}"))
     print(ev.calibration.to_string(float_format=lambda x: f"{x:.4f}"))
     return EXIT_OK
@@ -313,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the CIs")
     ev.add_argument("--force", action="store_true", help="recompute even if evaluation.json is fresh")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument("--data", default="", help="score the run on this other labelled data set instead: a folder, a "
+                    "CSV, a configs/ system, a YAML or a MedMNIST flag (results in RUN/external/NAME/)")
+    ev.add_argument("--map", action="append", default=[], metavar="EXTERNAL=RUN",
+                    help="with --data: map an external class onto a run class (EXTERNAL=- leaves it out)")
+    ev.add_argument("--name", default="", help="with --data: the results' folder name (default: the data set's)")
+    ev.add_argument("--set", action="append", default=[], metavar="data.FIELD=VALUE",
+                    help="with --data: override a field of the external data (e.g. data.label_col=dx)")
     ev.set_defaults(func=_evaluate)
 
     ex = sub.add_parser("export", help="export a run as a bundle (safetensors + bundle.json + MODEL_CARD.md)")

@@ -92,3 +92,8 @@ class FileWriteError(UserError, OSError):
 
 class MissingExtraError(UserError, ImportError, RuntimeError):
     """An optional extra (``[onnx]``, ``[app]``, ``[track]``, ``[kaggle]``) is needed and not installed."""
+
+
+class LeakageWarning(UserError, UserWarning):
+    """A warning, not an error: the split puts duplicates (or one patient) in train and in val or test, so
+    validation and test scores are flattered. ``data.dedupe`` fixes the split."""

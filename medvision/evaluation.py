@@ -20,6 +20,7 @@ from medvision.calibration import TemperatureFit, calibrate_temperature, calibra
 from medvision.checkpoints import load_checkpoint, save_atomic
 from medvision.data.cache import TensorCache, build_tensor_cache
 from medvision.data.config import load_data
+from medvision.data.leakage import audit_of
 from medvision.data.loader import TensorLoader
 from medvision.data.splits import apply_manifest
 from medvision.errors import (  # noqa: F401  (MixedRunsError: importable from here)
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 
 #: Part of an evaluation's settings: evaluations saved before the temperature guard are recomputed.
-CALIBRATION_VERSION = "guarded-1"
+CALIBRATION_VERSION = "guarded-1+clean-test"
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Evaluation:
     per_class: pd.DataFrame
     calibration: pd.DataFrame
     temperature_fit: TemperatureFit
+    clean: dict  # clean_test(): metrics on the test images with no duplicate in train/val
 
 
 def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
@@ -119,13 +121,69 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
     ci = bootstrap_ci(test_logits, test_targets, n_resamples, seed=seed, per_class_names=run.class_names)
     report = per_class_report(test_logits, test_targets, run.class_names)
     calib = calibration_table(test_logits, test_targets, temperature, n_bins)
+    audit = rd.leakage()
+    if audit is None:  # a run trained before audits were written
+        audit = audit_of(run.cache.table, run.config.data.near_distance)
+        rd.write_leakage(audit)
+    clean = clean_test(test_logits, test_targets, test_ids, audit, n_resamples, seed)
     rd.write_evaluation({"split": "test", "settings": settings, "metrics": metrics,
                          "ci": ci.reset_index().to_dict(orient="records"),
                          "per_class": report.reset_index().to_dict(orient="records"),
                          "calibration": calib.reset_index(names="when").to_dict(orient="records"),
-                         "temperature": temperature, "temperature_fit": fit.to_dict()})
+                         "temperature": temperature, "temperature_fit": fit.to_dict(), "clean_test": clean})
     return Evaluation(rd.path, run.class_names, temperature, val_logits, val_targets, test_logits, test_targets,
-                      test_ids, metrics, ci, report, calib, fit)
+                      test_ids, metrics, ci, report, calib, fit, clean)
+
+
+def clean_test(logits: torch.Tensor, targets: torch.Tensor, ids: list[str], audit: dict, n_resamples: int,
+               seed: int) -> dict:
+    """Test metrics on the test images with no duplicate (or shared group) in train/val, with bootstrap CIs:
+    ``{"images", "excluded", "metrics", "ci"}`` (``metrics``/``ci`` are those of the whole split when nothing
+    is excluded, and empty when everything is)."""
+    leaking = set(audit.get("test_leaking", []))
+    keep = torch.tensor([str(i) not in leaking for i in ids], dtype=torch.bool)
+    out = {"images": int(keep.sum()), "excluded": int((~keep).sum()), "max_distance": audit.get("max_distance"),
+           "metrics": {}, "ci": []}
+    if keep.any():
+        out["metrics"] = detailed_metrics(logits[keep], targets[keep])
+        out["ci"] = bootstrap_ci(logits[keep], targets[keep], n_resamples, seed=seed).reset_index().to_dict(
+            orient="records")
+    return out
+
+
+def describe_clean_test(ev: Evaluation, metric: str = "accuracy") -> str:
+    """One sentence: how many test images the leakage audit left out and what that does to ``metric``."""
+    if not ev.clean["excluded"]:
+        return (f"None of the {len(ev.test_ids)} test images has a duplicate in train/val (pHash distance <= "
+                f"{ev.clean['max_distance']}), so both columns are the same.")
+    if not ev.clean["images"]:
+        return f"Every one of the {len(ev.test_ids)} test images has a duplicate in train/val: no clean score."
+    whole, clean = ev.metrics[metric], ev.clean["metrics"][metric]
+    return (f"{ev.clean['excluded']} of {len(ev.test_ids)} test images have a duplicate or a shared group in "
+            f"train/val (pHash distance <= {ev.clean['max_distance']}); without them, test {metric.replace('_', ' ')} "
+            f"is {clean:.3f} against {whole:.3f} on the whole split ({clean - whole:+.3f}).")
+
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+
+
+def whole_and_clean(ci: pd.DataFrame, clean: dict, label: str = "test",
+                    metrics: tuple[str, ...] = HEADLINE) -> pd.DataFrame:
+    """The headline metrics with 95% CIs on all images of ``label`` and on those with no duplicate in the
+    run's train/val (``clean``: :func:`clean_test`), side by side (one row per metric)."""
+    whole = ci.loc[list(metrics), ["estimate", "lower", "upper"]]
+    without = pd.DataFrame(clean["ci"]).set_index("metric") if clean["ci"] else None
+    table = pd.concat({f"whole {label} ({clean['images'] + clean['excluded']})": whole,
+                       f"no duplicate in train/val ({clean['images']})":
+                       without.loc[list(metrics), ["estimate", "lower", "upper"]] if without is not None
+                       else whole * float("nan")}, axis=1)
+    table.index.name = "metric"
+    return table
+
+
+def whole_and_clean_test(ev: Evaluation, metrics: tuple[str, ...] = HEADLINE) -> pd.DataFrame:
+    """:func:`whole_and_clean` of a run's own test split."""
+    return whole_and_clean(ev.ci, ev.clean, "test", metrics)
 
 
 def _load_evaluation(rd: RunDirectory) -> Evaluation:
@@ -135,7 +193,7 @@ def _load_evaluation(rd: RunDirectory) -> Evaluation:
         rd.path, tuple(saved["class_names"]), float(saved["temperature"]), saved["val_logits"],
         saved["val_targets"], saved["test_logits"], saved["test_targets"], list(saved["test_ids"]), data["metrics"],
         pd.DataFrame(data["ci"]).set_index("metric"), pd.DataFrame(data["per_class"]).set_index("class"),
-        pd.DataFrame(data["calibration"]).set_index("when"), _fit_from(data["temperature_fit"]))
+        pd.DataFrame(data["calibration"]).set_index("when"), _fit_from(data["temperature_fit"]), data["clean_test"])
 
 
 def _fit_from(saved: dict) -> TemperatureFit:

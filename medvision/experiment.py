@@ -8,6 +8,7 @@ best-on-validation checkpoint once on the test split and writes ``summary.json``
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +19,11 @@ import torch
 from medvision import distributed, run_log
 from medvision.data.augment import AugmentConfig
 from medvision.data.cache import TensorCache
+from medvision.data.leakage import audit_of, describe_audit
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
 from medvision.devices import autocast_dtype, resolve_device
-from medvision.errors import ConfigError
+from medvision.errors import ConfigError, LeakageWarning
 from medvision.models import create_model, with_tta
 from medvision.run_dir import RunDirectory
 from medvision.strategies import STRATEGIES, StrategyConfig
@@ -132,9 +134,17 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
                          head_hidden=exp.head_hidden)
     loaders = make_loaders(cache, model, exp, train.seed)
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
+    audit = audit_of(table, data_config.near_distance)
     if main:
-        RunDirectory(run_dir).ensure_writable()  # before anything is written: one clear error, nothing trained
-        save_manifest(table, RunDirectory(run_dir) / RunDirectory.SPLIT)
+        rd = RunDirectory(run_dir)
+        rd.ensure_writable()  # before anything is written: one clear error, nothing trained
+        save_manifest(table, rd / rd.SPLIT)
+        rd.write_leakage(audit)
+        if table.split_report is not None:
+            rd.write_split_report(table.split_report)
+    leaking = describe_audit(audit)
+    if leaking:
+        warnings.warn(LeakageWarning(f"{table.name}: {leaking}"), stacklevel=2)
     weights = model.weights_source
     saved = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
@@ -153,11 +163,36 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         "feature_extraction_seconds": result.extra["feature_extraction_seconds"],
         "cached_features": result.cached_features, "world_size": result.extra["world_size"],
         "val": result.best_metrics, "test": test,
+        "leakage": {k: v for k, v in audit.items() if k != "test_leaking"},
     }
     if main:
         RunDirectory(run_dir).write_summary(summary)
         run_log.note_run(result.extra["epochs_trained"])
     return summary
+
+
+class collect_leakage:
+    """Collect the :class:`~medvision.errors.LeakageWarning` of the runs trained inside the ``with`` block,
+    once per message, to show them as sentences (a chapter's page) instead of as warnings."""
+
+    def __enter__(self) -> collect_leakage:
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always", LeakageWarning)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catch.__exit__(*exc)
+        others = [w for w in self._caught if not issubclass(w.category, LeakageWarning)]
+        self.messages = list(dict.fromkeys(str(w.message) for w in self._caught
+                                           if issubclass(w.category, LeakageWarning)))
+        for w in others:  # every other warning as Python would have shown it
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+    def markdown(self) -> str:
+        if not self.messages:
+            return "**Leakage audit.** No duplicate image or shared group crosses this split's train, val and test."
+        return "**Leakage audit.** " + " ".join(f"{m[0].upper()}{m[1:]}." for m in self.messages)
 
 
 def _write_environment(run_dir: Path, table, seed: int) -> None:

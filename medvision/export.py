@@ -198,7 +198,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         "temperature_fit": ev.temperature_fit.to_dict(),
         "abstention": abstention_threshold(ev.val_logits, ev.val_targets, ev.temperature, target_accuracy,
                                            ev.test_logits, ev.test_targets),
-        "metrics": {"split": "test", "test": ev.metrics, "val": summary["val"],
+        "metrics": {"split": "test", "test": ev.metrics, "val": summary["val"], "clean_test": ev.clean,
                     "test_ci95": ev.ci.reset_index(names="metric").to_dict(orient="records"),
                     "per_class": ev.per_class.reset_index(names="class").to_dict(orient="records"),
                     "calibration": ev.calibration.reset_index(names="when").to_dict(orient="records")},
@@ -239,6 +239,29 @@ def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"
 
 
+def _test_metric_lines(metrics: dict) -> list[str]:
+    """The test metrics table: the whole test split, and beside it the test images with no duplicate (or shared
+    group) in train/val when the run's leakage audit found any."""
+    clean = metrics.get("clean_test") or {}
+    whole = [r for r in metrics["test_ci95"] if "[" not in str(r["metric"])]
+    n = clean.get("images", 0) + clean.get("excluded", 0)
+    if not clean.get("excluded"):
+        return ["| metric | estimate | 95% CI |", "|---|---|---|",
+                *[f"| {r['metric']} | {_fmt(r['estimate'])} | {_fmt(r['lower'])} – {_fmt(r['upper'])} |"
+                  for r in whole]] + (["", "The leakage audit found no test image with a duplicate in train/val."]
+                                      if clean else [])
+    by_metric = {r["metric"]: r for r in clean.get("ci", [])}
+    lines = [f"{clean['excluded']} of {n} test images have an exact or near duplicate (pHash distance <= "
+             f"{clean.get('max_distance')}) or a shared group in train/val; the right-hand columns leave them out.",
+             "", f"| metric | whole test ({n}) | 95% CI | no duplicate in train/val ({clean['images']}) | 95% CI |",
+             "|---|---|---|---|---|"]
+    for r in whole:
+        c = by_metric.get(r["metric"], {})
+        lines.append(f"| {r['metric']} | {_fmt(r['estimate'])} | {_fmt(r['lower'])} – {_fmt(r['upper'])} | "
+                     f"{_fmt(c.get('estimate'))} | {_fmt(c.get('lower'))} – {_fmt(c.get('upper'))} |")
+    return lines
+
+
 def _temperature_line(meta: dict) -> str:
     fit = meta.get("temperature_fit")
     if fit is None or fit.get("used", True):
@@ -276,11 +299,8 @@ def model_card(meta: dict) -> str:
               f"- {data.get('name', '?')}: {data.get('images', '?')} images; source {data.get('source', '?')}; "
               f"licence {data.get('licence', data.get('license', 'see the data set'))}",
               f"- Data md5 / fingerprint: `{data.get('md5') or tr.get('environment', {}).get('data_fingerprint', '?')}`",
-              "", "## Test metrics (95% bootstrap CIs)", "", "| metric | estimate | 95% CI |", "|---|---|---|"]
-    for row in metrics["test_ci95"]:
-        if "[" not in str(row["metric"]):
-            lines.append(f"| {row['metric']} | {_fmt(row['estimate'])} | {_fmt(row['lower'])} – "
-                         f"{_fmt(row['upper'])} |")
+              "", "## Test metrics (95% bootstrap CIs)", ""]
+    lines += _test_metric_lines(metrics)
     lines += ["", "### Per class (test)", "", "| class | support | precision | recall | F1 |", "|---|---|---|---|---|"]
     lines += [f"| {r['class']} | {int(r['support'])} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
               f"{_fmt(r['f1'])} |" for r in metrics["per_class"]]

@@ -12,7 +12,10 @@
     evaluation.json    test metrics, bootstrap CIs, per-class report, calibration (evaluation chapters)
     logits.pt          validation and test logits of the best checkpoint
     predictions.csv    one row per test case
-    temperature.json   the temperature fitted on the validation split
+    temperature.json   the temperature fitted on the validation split (or why it was kept at 1)
+    leakage.json       the run's leakage audit: duplicate pairs and shared groups by split pair, leaking test images
+    split_report.json  what de-duplication did to the split (data.dedupe), when it was on
+    external/<name>/   an external validation: evaluation.json and predictions.csv on another data set
 
 Writes are atomic (a temporary file renamed into place), so an interrupted run never leaves a torn file.
 """
@@ -54,6 +57,9 @@ class RunDirectory:
     LOGITS = "logits.pt"
     PREDICTIONS = "predictions.csv"
     TEMPERATURE = "temperature.json"
+    LEAKAGE = "leakage.json"
+    SPLIT_REPORT = "split_report.json"
+    EXTERNAL = "external"
     TRACKED = (CONFIG, HISTORY, CLASSES, SPLIT, SUMMARY)  # the small files an experiment tracker keeps
 
     def __post_init__(self) -> None:
@@ -203,6 +209,29 @@ class RunDirectory:
         (:meth:`medvision.calibration.TemperatureFit.to_dict`)."""
         write_json_atomic(self.path / self.TEMPERATURE, fit)
 
+    def leakage(self) -> dict | None:
+        """The run's leakage audit (:func:`medvision.data.leakage.leakage_audit`), or ``None`` for runs
+        trained before audits were written."""
+        return self._json(self.LEAKAGE) if (self.path / self.LEAKAGE).is_file() else None
+
+    def write_leakage(self, audit: dict) -> None:
+        write_json_atomic(self.path / self.LEAKAGE, audit)
+
+    def split_report(self) -> dict | None:
+        return self._json(self.SPLIT_REPORT) if (self.path / self.SPLIT_REPORT).is_file() else None
+
+    def write_split_report(self, report: dict) -> None:
+        write_json_atomic(self.path / self.SPLIT_REPORT, report)
+
+    def external(self, name: str) -> RunDirectory:
+        """The folder of an external validation on the data set ``name`` (same file names as the run's own)."""
+        return RunDirectory(self.path / self.EXTERNAL / name)
+
+    def externals(self) -> list[str]:
+        """Names of the external validations written so far."""
+        root = self.path / self.EXTERNAL
+        return sorted(p.parent.name for p in root.glob(f"*/{self.EVALUATION}")) if root.is_dir() else []
+
     def write_predictions(self, table: pd.DataFrame) -> None:
         with atomic_path(self.path / self.PREDICTIONS) as tmp:
             table.to_csv(tmp, index=False)
@@ -214,16 +243,17 @@ def _plain(config: dict) -> Any:
 
 
 def with_defaults(config: dict) -> dict:
-    """A run's ``config.yaml`` with the loop and strategy settings it does not record filled in at their
+    """A run's ``config.yaml`` with the loop, strategy and data settings it does not record filled in at their
     defaults: a setting added by a later medvision, at its default, changes nothing, so older run
     directories still resume and still compare with new ones."""
     from dataclasses import asdict
 
+    from medvision.data.config import DataConfig
     from medvision.strategies import StrategyConfig
     from medvision.training import TrainConfig
 
     out = dict(config)
-    for key, cls in (("train", TrainConfig), ("strategy", StrategyConfig)):
+    for key, cls in (("train", TrainConfig), ("strategy", StrategyConfig), ("data_config", DataConfig)):
         if isinstance(out.get(key), dict):
             out[key] = {**_plain(asdict(cls())), **out[key]}
     return out

@@ -40,7 +40,6 @@ config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a
 overrides: dict = {}  # RunConfig overrides in the configs/ schema, e.g. {"data": {"data_root": "/data"}}
 grid_per_class: int = 8  # images per class in the sample grid
 max_stats_images: int = 300  # images analysed for size / intensity statistics
-near_duplicate_distance: int = 4  # max perceptual-hash distance (of 64 bits) for a near duplicate
 seed: int = 0  # seed of the random samples shown
 
 # %% tags=["hide-input"]
@@ -48,6 +47,7 @@ from IPython.display import Markdown, display
 
 from medvision import book, eda, plots
 from medvision.data import (
+    dedupe,
     group_statistics,
     image_statistics,
     leakage_report,
@@ -120,11 +120,11 @@ else:
 # %% [markdown]
 # ## Leakage between splits
 #
-# Exact duplicates have identical pixels; near duplicates have perceptual hashes within the chosen
-# distance; group leakage means one patient or lesion appears in more than one split.
+# Exact duplicates have identical pixels; near duplicates have perceptual hashes within
+# `data.near_distance` bits (of 64); group leakage means one patient or lesion appears in more than one split.
 
 # %%
-report = leakage_report(table, max_distance=near_duplicate_distance)
+report = leakage_report(table, max_distance=run_config.data.near_distance)
 summary = summarize_leakage(report)
 display(summary)
 display(Markdown(eda.describe_leakage(summary, table)))
@@ -133,6 +133,19 @@ display(Markdown(eda.describe_leakage(summary, table)))
 if (report["kind"] != "group").any():
     fig, ax = plots.plot_leakage_pairs(table, report)
     ax.set_title("closest pairs (cross-split first)")
+
+# %% [markdown]
+# ## A split that no duplicate crosses
+#
+# With `data.dedupe: near` (or `exact`) the duplicates found above, together with the group column, form
+# clusters, and no split may cut a cluster: a fresh split and a validation split carved from train keep every
+# cluster on one side. An official split is kept (`data.official_split: keep`, the leakage stays and is
+# reported), cleaned (`drop_duplicates`: evaluation images whose cluster reaches an earlier split are dropped)
+# or replaced (`resplit`). Every run records the leakage of its own split, and the per-class chapter scores
+# the test images without a duplicate in train/val beside the whole test split.
+
+# %%
+display(Markdown(dedupe.describe_split_report(table.split_report)))
 
 # %% [markdown]
 # ## Groups

@@ -92,7 +92,8 @@ if lr_find_steps:
 specs = [(s, run_config) for s in run_config.strategies]
 if scratch:
     specs.append(("full", run_config.override({"experiment": {"pretrained": "none"}})))
-summaries = [experiment.run_strategy(cache, spec, c, out) for spec, c in specs]
+with experiment.collect_leakage() as leaks:  # the split's leakage audit, shown once below
+    summaries = [experiment.run_strategy(cache, spec, c, out) for spec, c in specs]
 run_dirs = [out / s["run"] for s in summaries]
 comparison = experiment.compare_runs(run_dirs)
 comparison.round(3)
@@ -104,6 +105,7 @@ comparison.round(3)
 
 # %%
 display(Markdown(experiment.describe_comparison(comparison)))
+display(Markdown(leaks.markdown()))
 display(Markdown("Weights each run started from: " + "; ".join(
     f"**{s['run']}**: {s['weights']}" for s in summaries)))
 

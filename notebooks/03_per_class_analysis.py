@@ -42,12 +42,14 @@ run: str = ""  # run to analyse (empty: best validation macro-F1)
 n_resamples: int = 200  # bootstrap resamples for the confidence intervals
 n_mistakes: int = 8  # most confident mistakes to show
 seed: int = 0  # bootstrap seed
+external_data: str = ""  # also score the run on this labelled data set (folder / CSV / config; empty: none)
+external_map: dict = {}  # its class names → the run's, e.g. {"NORMAL": "normal"} (unmapped: matched by name)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, evaluation, experiment, metrics, plots
+from medvision import book, evaluation, experiment, external, metrics, plots
 from medvision.run_config import RunConfig
 
 run_config = RunConfig.load(config, [overrides])
@@ -61,10 +63,13 @@ book.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summa
 # %% [markdown]
 # ## Headline metrics with 95% confidence intervals
 #
-# Percentile bootstrap over the test cases (resampled with replacement).
+# Percentile bootstrap over the test cases (resampled with replacement), on the whole test split and on the
+# test images that have no exact or near duplicate (nor a shared patient or lesion) in train or validation: a
+# test image with a copy in train measures memory, not generalisation (the run's `leakage.json` lists them).
 
 # %%
-ev.ci.loc[["accuracy", "balanced_accuracy", "macro_f1", "auroc"]].round(3)
+display(evaluation.whole_and_clean_test(ev).round(3))
+display(Markdown(evaluation.describe_clean_test(ev)))
 
 # %% [markdown]
 # ## Per-class report
@@ -123,3 +128,22 @@ else:
               for t, p, c in zip(cases["true"], cases["predicted"], cases["confidence"], strict=True)]
     fig, ax = plots.plot_image_grid(tiles, titles, ncols=4)
     ax.set_title(f"most confident mistakes on {ev.class_names[weakest]} (Grad-CAM of the predicted class)")
+
+# %% [markdown]
+# ## External validation
+#
+# Does the model hold on images from elsewhere — another hospital, device or public set? `medvision evaluate
+# RUN --data FOLDER_OR_CSV_OR_CONFIG` scores the run on another labelled data set with the run's own
+# preprocessing, class mapping and temperature, and checks the images against the ones the run trained and
+# validated on (public sets are often re-packagings of one another). Its results appear here.
+
+# %% tags=["hide-input"]
+if external_data:
+    external.evaluate_external(run_dir, external_data, external_map, n_resamples=n_resamples, seed=seed)
+externals = external.load_externals(run_dir)
+for name, saved in externals.items():
+    display(Markdown(external.describe_external(name, saved)))
+    display(external.external_table(saved).round(3))
+if not externals:
+    display(Markdown(f"No external validation of {run_dir.name} yet: run `medvision evaluate {run_dir} --data "
+                     "<folder of class folders>`."))

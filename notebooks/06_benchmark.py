@@ -56,27 +56,28 @@ root = book.runs_dir(profile, "benchmark", runs_dir)
 configs = {name: benchmark.dataset_config(name, overrides, per_dataset).override({"train": {"progress": False}})
            for name in datasets or [config]}
 run_dirs = []
-for run_config in configs.values():
-    for seed in seeds:
-        seeded = run_config.override({"train": {"seed": seed}})
-        table = stratified_subsample(load_data(seeded.data), max_train_samples, seed=seed)
-        cache = build_tensor_cache(table, seeded.data.size, resize=seeded.data.resize, progress=False)
-        for spec in seeded.strategies:
-            s = experiment.run_strategy(cache, spec, benchmark.strategy_config(spec, seeded),
-                                        root / run_config.label / f"seed{seed}")
-            run_dirs.append(root / run_config.label / f"seed{seed}" / s["run"])
+with experiment.collect_leakage() as leaks:  # each data set's leakage audit, shown once below
+    for run_config in configs.values():
+        for seed in seeds:
+            seeded = run_config.override({"train": {"seed": seed}})
+            table = stratified_subsample(load_data(seeded.data), max_train_samples, seed=seed)
+            cache = build_tensor_cache(table, seeded.data.size, resize=seeded.data.resize, progress=False)
+            for spec in seeded.strategies:
+                s = experiment.run_strategy(cache, spec, benchmark.strategy_config(spec, seeded),
+                                            root / run_config.label / f"seed{seed}")
+                run_dirs.append(root / run_config.label / f"seed{seed}" / s["run"])
 runs = benchmark.collect(run_dirs)
 first = next(iter(configs.values()))
 size, exp = first.data.size, first.experiment
 weights = experiment.load_summary(run_dirs[0])["weights"]
 head_augment = benchmark.strategy_config("head_only", first).experiment.augment
-book.run_banner(profile, data=", ".join(configs), resolution=f"{size}px", backbone=exp.backbone, weights=weights,
-                input=f"{exp.image_size}px", strategies=", ".join(first.strategies), seeds=seeds,
-                epochs=first.train.epochs,
-                augment=exp.augment if head_augment == exp.augment else
-                f"{exp.augment} (head-only: {head_augment}, cached features)",
-                **({"weight average": first.train.ema_decay} if first.train.ema_decay else {}),
-                **({"per data set": per_dataset} if per_dataset else {}))
+display(book.run_banner(
+    profile, data=", ".join(configs), resolution=f"{size}px", backbone=exp.backbone, weights=weights,
+    input=f"{exp.image_size}px", strategies=", ".join(first.strategies), seeds=seeds, epochs=first.train.epochs,
+    augment=exp.augment if head_augment == exp.augment else f"{exp.augment} (head-only: {head_augment}, cached features)",
+    **({"weight average": first.train.ema_decay} if first.train.ema_decay else {}),
+    **({"per data set": per_dataset} if per_dataset else {})))
+display(Markdown(leaks.markdown()))
 
 # %% [markdown]
 # ## Our results: mean and standard deviation over seeds

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from medvision.data.classes import drop_rare_classes, select_classes
 from medvision.data.decode import OnError
+from medvision.data.dedupe import (
+    DedupeMode,
+    OfficialSplitPolicy,
+    SplitReport,
+    cluster_summary,
+    cross_split_clusters,
+    drop_leaking,
+    duplicate_clusters,
+    moved_rows,
+)
 from medvision.data.errors import DataError
 from medvision.data.medmnist_files import load_medmnist
 from medvision.data.paths import resolve_data_root
@@ -40,6 +50,13 @@ class DataConfig:
         manifest: A saved split manifest to reload instead of splitting.
         resize: ``squash``, ``crop`` or ``pad`` for non-square files.
         on_error: ``raise`` or ``skip`` bad image files.
+        dedupe: ``none``, ``exact`` (identical pixels) or ``near`` (perceptual hash within ``near_distance``):
+            duplicates, together with the ``group`` column, form clusters that no split may cut
+            (:mod:`medvision.data.dedupe`).
+        near_distance: Largest pHash distance (bits of 64) of a near duplicate.
+        official_split: With ``dedupe``, what to do with an official split: ``keep`` it (the leakage is
+            reported), ``drop_duplicates`` (drop evaluation images whose cluster reaches an earlier split) or
+            ``resplit`` (split the whole set anew, cluster by cluster).
     """
 
     source: SourceKind = "medmnist"
@@ -58,6 +75,9 @@ class DataConfig:
     manifest: str = ""
     resize: Literal["squash", "crop", "pad"] = "squash"
     on_error: OnError = "raise"
+    dedupe: DedupeMode = "none"
+    near_distance: int = 4
+    official_split: OfficialSplitPolicy = "keep"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -74,8 +94,29 @@ def load_data(cfg: DataConfig) -> SampleTable:
     """Load, filter and split the samples a :class:`DataConfig` describes.
 
     Official splits are kept. A set with train and test only gets a validation split carved from
-    train; a set without splits is split by ``ratios`` (group-aware when it has groups).
+    train; a set without splits is split by ``ratios`` (group-aware when it has groups). With ``dedupe``, no
+    split cuts a duplicate cluster, an official split is treated as ``official_split`` says, and the table's
+    ``split_report`` says what was done (:mod:`medvision.data.dedupe`).
     """
+    table = load_samples(cfg)
+    if cfg.manifest:
+        return apply_manifest(table, cfg.manifest)
+    if cfg.dedupe == "none":
+        if cfg.official_split != "keep":
+            raise DataError(f"official_split={cfg.official_split!r} needs dedupe (exact or near): the duplicates it "
+                            "acts on are found by it")
+        splits = set(table.splits)
+        if not splits:
+            table = split_table(table, cfg.ratios, cfg.seed)
+        elif "val" not in splits and "train" in splits:
+            table = carve_validation(table, cfg.val_fraction, cfg.seed)
+        return table
+    return _split_by_clusters(table, cfg)
+
+
+def load_samples(cfg: DataConfig) -> SampleTable:
+    """The samples and classes a :class:`DataConfig` describes, with their official split if any, before any
+    split is made (an external validation scores all of them)."""
     if cfg.source == "medmnist":
         table = load_medmnist(cfg.name, cfg.size, cfg.data_root or None)
     elif cfg.source == "folder":
@@ -91,11 +132,29 @@ def load_data(cfg: DataConfig) -> SampleTable:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             table, _ = drop_rare_classes(table, cfg.min_per_class)
-    if cfg.manifest:
-        return apply_manifest(table, cfg.manifest)
-    splits = set(table.splits)
-    if not splits:
-        table = split_table(table, cfg.ratios, cfg.seed)
-    elif "val" not in splits and "train" in splits:
-        table = carve_validation(table, cfg.val_fraction, cfg.seed)
     return table
+
+
+def _split_by_clusters(table: SampleTable, cfg: DataConfig) -> SampleTable:
+    """The split of ``cfg`` with no duplicate cluster cut by it, and its :class:`SplitReport`."""
+    clusters = duplicate_clusters(table, cfg.dedupe, cfg.near_distance, cfg.on_error)
+    table = table.with_frame(table.frame.assign(cluster=clusters))
+    official = table.frame["split"].to_numpy(dtype=object).copy() if table.splits else None
+    before = cross_split_clusters(clusters, official) if official is not None else None
+    dropped, moved = [], []
+    if official is None or cfg.official_split == "resplit":
+        table = split_table(table, cfg.ratios, cfg.seed, groups=clusters)
+        if official is not None:
+            moved = moved_rows(official, table.frame["split"].to_numpy(), table.frame["sample_id"].to_numpy())
+    else:
+        if "val" not in table.splits and "train" in table.splits:
+            table = carve_validation(table, cfg.val_fraction, cfg.seed, groups=clusters)
+        if cfg.official_split == "drop_duplicates":
+            keep, dropped = drop_leaking(table, clusters)
+            table = table.with_frame(table.frame[keep])
+    n_clusters, in_clusters = cluster_summary(clusters)
+    report = SplitReport(cfg.dedupe, cfg.near_distance, "none" if official is None else cfg.official_split,
+                         len(clusters), n_clusters, in_clusters, before,
+                         cross_split_clusters(table.frame["cluster"].to_numpy(), table.frame["split"].to_numpy()),
+                         dropped, moved)
+    return replace(table, split_report=report.to_dict())

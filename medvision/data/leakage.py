@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import partial
 
 import imagehash
@@ -11,16 +12,31 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from medvision.atomic import atomic_path
 from medvision.data.cache import load_pixels
-from medvision.data.decode import map_images
+from medvision.data.decode import OnError, map_images
+from medvision.data.paths import tensor_cache_dir
 from medvision.data.table import SampleTable
 
 REPORT_COLUMNS = ["kind", "sample_a", "sample_b", "split_a", "split_b", "cross_split", "distance", "group"]
 
 
-def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False
-                 ) -> tuple[list[str], np.ndarray]:
-    """Content hash (sha1 of decoded pixels) and perceptual hash (pHash, packed to uint64) per row."""
+HASH_VERSION = 1  # part of the hash cache's file name
+
+
+def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False, on_error: OnError = "raise",
+                 cache_dir: str | os.PathLike[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Content hash (sha1 of decoded pixels) and perceptual hash (pHash, packed to uint64) per row.
+
+    The hashes of a table are kept beside the tensor caches (keyed by the table's fingerprint: its samples,
+    files and array bytes), so a data split, its run's audit and the EDA chapter hash the images once. With
+    ``on_error="skip"`` an unreadable image gets a hash of its own (it duplicates nothing).
+    """
+    path = tensor_cache_dir(cache_dir) / f"hashes-{table.name}-{table.fingerprint()}-{hash_size}-v{HASH_VERSION}.npz"
+    if path.is_file():
+        saved = np.load(path, allow_pickle=False)
+        if len(saved["phash"]) == len(table):
+            return [c.decode() for c in saved["content"]], saved["phash"]
 
     def one(i: int) -> tuple[str, int]:
         px = load_pixels(table, i)
@@ -29,9 +45,14 @@ def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False
         return content, int(np.packbits(ph[:64]).view(">u8")[0])
 
     bar = partial(tqdm, total=len(table), desc="hashing", disable=not progress, leave=False)
-    results, _ = map_images(one, list(range(len(table))), on_error="raise", progress=bar)
-    content = [r[0] for r in results]  # type: ignore[index]
-    phash = np.array([r[1] for r in results], dtype=np.uint64)  # type: ignore[index]
+    results, _ = map_images(one, list(range(len(table))), on_error=on_error, progress=bar)
+    ids = table.frame["sample_id"].astype(str).tolist()
+    content = [r[0] if r is not None else f"unreadable:{sid}" for r, sid in zip(results, ids, strict=True)]
+    rng = np.random.default_rng(0)  # unreadable images: random hashes, near nothing else
+    phash = np.array([r[1] if r is not None else int(rng.integers(0, 2**63)) for r in results], dtype=np.uint64)
+    if content:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, content=np.array([c.encode() for c in content]), phash=phash)
     return content, phash
 
 
@@ -106,3 +127,89 @@ def summarize_leakage(report: pd.DataFrame) -> pd.DataFrame:
     table = table.reindex(columns=[False, True], fill_value=0)
     table.columns = ["within_split", "cross_split"]
     return table
+
+
+def leakage_audit(table: SampleTable, max_distance: int = 4, report: pd.DataFrame | None = None) -> dict:
+    """What a run's own split leaks: duplicate pairs and shared groups counted by split pair, and the test
+    images that have a duplicate (or a group) in train or val — the ones a clean test score leaves out.
+
+    Returns:
+        ``{"max_distance", "pairs": {"exact": {"train-test": n, ...}, "near": {...}}, "groups": {...},
+        "test": n_test, "test_leaking": [sample ids], "test_clean": n}`` (``near`` counts pairs that are not
+        exact; every split pair is listed, zeros included).
+    """
+    report = leakage_report(table, max_distance=max_distance) if report is None else report
+    splits = [s for s in table.splits]
+    pairs = [f"{a}-{b}" for i, a in enumerate(splits) for b in splits[i + 1:]]
+    counts: dict[str, dict[str, int]] = {k: dict.fromkeys(pairs, 0) for k in ("exact", "near", "group")}
+    rank = {s: i for i, s in enumerate(splits)}
+    leaking: set[str] = set()
+    frame = table.frame
+    for row in report[report["cross_split"]].itertuples():
+        a, b = sorted((row.split_a, row.split_b), key=lambda s: rank.get(s, len(rank)))
+        if row.kind == "group":
+            members = frame[frame["group"] == row.group]
+            in_splits = sorted(set(members["split"]), key=lambda s: rank.get(s, len(rank)))
+            for i, x in enumerate(in_splits):
+                for y in in_splits[i + 1:]:
+                    counts["group"][f"{x}-{y}"] = counts["group"].get(f"{x}-{y}", 0) + 1
+            if "test" in in_splits and len(in_splits) > 1:
+                leaking.update(members.loc[members["split"] == "test", "sample_id"].astype(str))
+            continue
+        counts[row.kind][f"{a}-{b}"] = counts[row.kind].get(f"{a}-{b}", 0) + 1
+        if b == "test" and a != "test":
+            leaking.add(str(row.sample_a if row.split_a == "test" else row.sample_b))
+    test_ids = frame.loc[frame["split"] == "test", "sample_id"].astype(str) if "split" in frame else pd.Series()
+    return {"max_distance": max_distance, "pairs": {k: counts[k] for k in ("exact", "near")},
+            "groups": counts["group"], "test": int(len(test_ids)),
+            "test_leaking": sorted(leaking & set(test_ids)), "test_clean": int(len(set(test_ids) - leaking))}
+
+
+def describe_audit(audit: dict) -> str | None:
+    """One line when train shares duplicates (or groups) with val or test; ``None`` when it does not."""
+    parts = []
+    for pair in ("train-val", "train-test"):
+        exact = audit["pairs"]["exact"].get(pair, 0)
+        near = audit["pairs"]["near"].get(pair, 0)
+        groups = audit["groups"].get(pair, 0)
+        if exact or near or groups:
+            what = [f"{exact} exact" if exact else "", f"{near} near-duplicate" if near else ""]
+            text = " and ".join(w for w in what if w)
+            text = f"{text} pair(s)" if text else ""
+            if groups:
+                text = f"{text}{' and ' if text else ''}{groups} shared group(s)"
+            parts.append(f"{text} between {pair.replace('-', ' and ')}")
+    if not parts:
+        return None
+    return (f"the split leaks: {'; '.join(parts)} ({audit['test'] - audit['test_clean']} of {audit['test']} test "
+            "images have a copy in train/val); set data.dedupe: near (and data.official_split: drop_duplicates "
+            "or resplit for an official split)")
+
+
+_AUDITS: dict[tuple, dict] = {}
+
+
+def audit_of(table: SampleTable, max_distance: int = 4) -> dict:
+    """:func:`leakage_audit` of ``table``, computed once per table and split in a process (every strategy of a
+    chapter trains on the same split)."""
+    split = pd.util.hash_pandas_object(table.frame["split"], index=False).to_numpy().tobytes() \
+        if "split" in table.frame else b""
+    key = (table.name, table.fingerprint(), split, max_distance)
+    if key not in _AUDITS:
+        _AUDITS[key] = leakage_audit(table, max_distance)
+    return _AUDITS[key]
+
+
+def cross_duplicates(content_a: list[str], phash_a: np.ndarray, content_b: list[str], phash_b: np.ndarray,
+                     max_distance: int, chunk: int = 2048) -> pd.DataFrame:
+    """For every image of a set A, whether it has an exact duplicate (identical pixels) or a near duplicate
+    (pHash within ``max_distance``) in a set B, and its smallest pHash distance to B (public data sets are often
+    re-packagings of one another: an "external" test set may hold the training images)."""
+    exact = np.isin(np.asarray(content_a), np.asarray(content_b)) if len(content_b) else np.zeros(len(content_a), bool)
+    nearest = np.full(len(phash_a), 64, dtype=np.int64)
+    for start in range(0, len(phash_b), chunk):
+        block = phash_b[start:start + chunk]
+        for i in range(0, len(phash_a), chunk):
+            dist = _popcount(phash_a[i:i + chunk, None] ^ block[None, :])
+            nearest[i:i + chunk] = np.minimum(nearest[i:i + chunk], dist.min(axis=1))
+    return pd.DataFrame({"exact": exact, "near": ~exact & (nearest <= max_distance), "distance": nearest})

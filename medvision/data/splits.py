@@ -14,7 +14,7 @@ from medvision.atomic import atomic_path
 from medvision.data.errors import DataError
 from medvision.data.table import SampleTable
 
-MANIFEST_COLUMNS = ("sample_id", "split", "label", "class_name", "group")
+MANIFEST_COLUMNS = ("sample_id", "split", "label", "class_name", "group", "cluster")
 
 
 def _holdout(labels: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int,
@@ -40,6 +40,7 @@ def split_table(
     seed: int = 0,
     by_group: bool | None = None,
     stratify: bool = True,
+    groups: np.ndarray | None = None,
 ) -> SampleTable:
     """Assign every row to train/val/test.
 
@@ -51,6 +52,8 @@ def split_table(
             splits use scikit-learn's ``StratifiedGroupKFold``, so fractions are met approximately
             (one fold of ``round(1 / fraction)``).
         stratify: Keep class proportions in every split.
+        groups: Keep rows with equal values here inside one split instead (duplicate clusters,
+            :mod:`medvision.data.dedupe`); overrides ``by_group``.
 
     Returns:
         A table with a ``split`` column.
@@ -60,10 +63,11 @@ def split_table(
         raise DataError(f"ratios must be three non-negative fractions with train > 0, got {tuple(ratios)}")
     r = r / r.sum()
     by_group = table.has_groups if by_group is None else by_group
-    if by_group and not table.has_groups:
+    if by_group and not table.has_groups and groups is None:
         raise DataError(f"{table.name!r} has no group column to split by")
     labels = table.labels
-    groups = table.frame["group"].fillna(table.frame["sample_id"]).to_numpy() if by_group else None
+    if groups is None and by_group:
+        groups = table.frame["group"].fillna(table.frame["sample_id"]).to_numpy()
     split = np.full(len(table), "train", dtype=object)
     rest = np.arange(len(table))
     if r[2] > 0:
@@ -79,14 +83,19 @@ def split_table(
 
 
 def carve_validation(table: SampleTable, fraction: float = 0.15, seed: int = 0,
-                     by_group: bool | None = None, source: str = "train") -> SampleTable:
-    """Move about ``fraction`` of the ``source`` split into ``val`` (for sets with only train/test)."""
+                     by_group: bool | None = None, source: str = "train", groups: np.ndarray | None = None
+                     ) -> SampleTable:
+    """Move about ``fraction`` of the ``source`` split into ``val`` (for sets with only train/test); whole
+    groups (or whole ``groups``: one value per row of the table, such as duplicate clusters) move together."""
     if source not in table.splits:
         raise DataError(f"{table.name!r} has no {source!r} split to carve validation from")
     by_group = table.has_groups if by_group is None else by_group
     mask = (table.frame["split"] == source).to_numpy()
     pos = np.flatnonzero(mask)
-    groups = table.frame["group"].to_numpy()[pos] if by_group else None
+    if groups is not None:
+        groups = np.asarray(groups)[pos]
+    elif by_group:
+        groups = table.frame["group"].to_numpy()[pos]
     _, held = _holdout(table.labels[pos], groups, fraction, seed, stratify=True)
     split = table.frame["split"].to_numpy(dtype=object).copy()
     split[pos[held]] = "val"
@@ -105,6 +114,8 @@ def save_manifest(table: SampleTable, path: str | os.PathLike[str]) -> Path:
     })
     if table.has_groups:
         out["group"] = table.frame["group"].to_numpy()
+    if "cluster" in table.frame:
+        out["cluster"] = table.frame["cluster"].to_numpy()
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)
     return Path(path)
@@ -135,6 +146,8 @@ def apply_manifest(table: SampleTable, path: str | os.PathLike[str]) -> SampleTa
         raise DataError(f"split manifest {path}: sample {m['sample_id'].iloc[i]!r} has label "
                         f"{m['label'].iloc[i]} in the manifest but {frame['label'].iloc[i]} in the data")
     frame["split"] = m["split"].to_numpy()
+    if "cluster" in m:  # the duplicate clusters the split was made with (data.dedupe)
+        frame["cluster"] = m["cluster"].to_numpy()
     return table.with_frame(frame)
 
 

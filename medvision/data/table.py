@@ -32,6 +32,8 @@ class SampleTable:
         root: Directory that ``path`` values are relative to (file sources).
         images: ``(N, H, W)`` or ``(N, H, W, C)`` uint8 array that ``index`` points into (array sources).
         provenance: Free-form facts about where the data came from (file, md5, licence).
+        split_report: What de-duplication did to the split (:class:`medvision.data.dedupe.SplitReport` as a
+            dict), when ``DataConfig.dedupe`` was on.
     """
 
     frame: pd.DataFrame
@@ -40,6 +42,7 @@ class SampleTable:
     root: Path | None = None
     images: np.ndarray | None = field(default=None, repr=False)
     provenance: dict[str, str] = field(default_factory=dict)
+    split_report: dict | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         required = {"sample_id", "label"}
