@@ -116,7 +116,7 @@ def build_model(meta: dict) -> nn.Module:
     from medvision.models import create_model
 
     return create_model(meta["architecture"], len(meta["class_names"]), pretrained="none",
-                        drop_rate=float(meta.get("drop_rate", 0.0)), head_hidden=int(meta.get("head_hidden", 0)))
+                        drop_rate=float(meta.get("drop_rate", 0.0)), head_hidden=_head_widths(meta.get("head_hidden", 0)))
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
@@ -153,3 +153,8 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 def state_dict_for_export(model: nn.Module) -> dict[str, torch.Tensor]:
     """Contiguous, unshared tensors (safetensors refuses shared storage)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def _head_widths(saved) -> int | tuple[int, ...]:
+    """``head_hidden`` as ``bundle.json`` stores it: one width, or a list of widths (a JSON array)."""
+    return tuple(int(w) for w in saved) if isinstance(saved, list | tuple) else int(saved)

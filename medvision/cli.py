@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LeakageWarning)
             summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, track=args.track, tracking_uri=args.tracking_uri)
     finally:
         distributed.cleanup()
     if not dist.is_main:
@@ -158,10 +158,14 @@ def _train(args: argparse.Namespace) -> int:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if dist.enabled:
         print(f"trained with DistributedDataParallel on {dist.world_size} processes")
-    print(f"{'run':<24} {'best epoch':>10} {'val macro-F1':>13} {'test macro-F1':>14} {'test AUROC':>11}")
+    top = sorted({k for s in summaries for k in s["test"] if k.startswith("top") and k.endswith("_accuracy")},
+                 key=lambda k: int(k[3:].split("_")[0]))
+    print(f"{'run':<24} {'best epoch':>10} {'val macro-F1':>13} {'test macro-F1':>14} {'test AUROC':>11}"
+          + "".join(f" {'test top-' + k[3:].split('_')[0]:>11}" for k in top))
     for s in summaries:
         print(f"{s['run']:<24} {s['best_epoch']:>10} {s['val']['macro_f1']:>13.3f} {s['test']['macro_f1']:>14.3f} "
-              f"{s['test'].get('auroc', float('nan')):>11.3f}")
+              f"{s['test'].get('auroc', float('nan')):>11.3f}" + "".join(f" {s['test'].get(k, float('nan')):>11.3f}"
+                                                                      for k in top))
     print(f"run directories under {runs_dir}; export one with `medvision export {runs_dir}/<run> BUNDLE`")
     return EXIT_OK
 
@@ -208,6 +212,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_external(args)
 
     ev = evaluate_run(args.run_dir, n_resamples=args.resamples, force=args.force)
+    if args.figures:
+        from medvision.evaluation import save_figures
+
+        for path in save_figures(ev, args.figures):
+            print(f"figure written: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps({"metrics": ev.metrics, "temperature": ev.temperature, "clean_test": ev.clean,
                           "temperature_fit": ev.temperature_fit.to_dict(),
@@ -375,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", default="")
     train.add_argument("--limit", type=int, default=0, help="train on at most N images (stratified) for a quick try")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--track", choices=["mlflow"], default=None,
+                       help="log every run to MLflow (the [track] extra): parameters, per-epoch metrics, run files")
+    train.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: a file store in ./mlruns)")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("evaluate", help="test metrics with CIs, per-class report and calibration of a run")
@@ -382,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the CIs")
     ev.add_argument("--force", action="store_true", help="recompute even if evaluation.json is fresh")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument("--figures", default="", metavar="DIR",
+                    help="also write confusion-matrix, ROC and reliability PNGs of the test split to DIR")
     ev.add_argument("--data", default="", help="score the run on this other labelled data set instead: a folder, a "
                     "CSV, a configs/ system, a YAML or a MedMNIST flag (results in RUN/external/NAME/)")
     ev.add_argument("--map", action="append", default=[], metavar="EXTERNAL=RUN",

@@ -24,6 +24,7 @@ from medvision.data.leakage import audit_of
 from medvision.data.loader import TensorLoader
 from medvision.data.splits import apply_manifest
 from medvision.errors import (  # noqa: F401  (MixedRunsError: importable from here)
+    ConfigError,
     MixedRunsError,
     RunDirectoryError,
 )
@@ -277,3 +278,75 @@ def explain_cases(run: LoadedRun, positions, classes, split: str = "test"):
                                           size=(size, size), mode="bilinear", align_corners=False)
     raw = raw.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [overlay(img, cam) for img, cam in zip(raw, maps, strict=True)]
+
+
+def reference_metric(ev: Evaluation, metric: str, positive: str = "") -> tuple[float, float, float]:
+    """Our estimate and 95% CI of a reference's metric: a headline metric, or for a binary task with a
+    ``positive`` class ``sensitivity`` (its recall) and ``specificity`` (the other class's recall)."""
+    names = list(ev.class_names)
+    if metric in ("sensitivity", "specificity"):
+        if len(names) != 2 or positive not in names:
+            raise ConfigError(f"{metric} needs a binary task and the reference's positive class (one of {names})")
+        cls = positive if metric == "sensitivity" else next(n for n in names if n != positive)
+        metric = f"recall[{cls}]"
+    row = ev.ci.loc[metric]
+    return float(row["estimate"]), float(row["lower"]), float(row["upper"])
+
+
+def versus_reference(ev: Evaluation, reference: dict) -> pd.DataFrame:
+    """Our test metrics (with 95% CIs) beside a published or expected reference (``RunConfig.reference``): a
+    single number gets ``above`` / ``level`` / ``below`` from our interval, a ``[low, high]`` range ``within`` /
+    ``above`` / ``below`` from our estimate."""
+    rows = []
+    for metric, ref in reference.get("metrics", {}).items():
+        est, low, high = reference_metric(ev, metric, reference.get("positive", ""))
+        if isinstance(ref, list | tuple):
+            lo, hi = float(ref[0]), float(ref[1])
+            verdict = "within" if lo <= est <= hi else "above" if est > hi else "below"
+            shown = f"{lo:.2f}-{hi:.2f}"
+        else:
+            verdict = "above" if low > float(ref) else "below" if high < float(ref) else "level"
+            shown = f"{float(ref):.3f}"
+        rows.append({"metric": metric, "ours": est, "ours_low": low, "ours_high": high, "reference": shown,
+                     "verdict": verdict})
+    return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
+
+
+def describe_reference(table: pd.DataFrame, reference: dict) -> str:
+    """One sentence per metric of :func:`versus_reference`, naming the reference's source."""
+    if table.empty:
+        return ""
+    words = {"within": "within the expected", "above": "above", "below": "below", "level": "level with"}
+    parts = [f"{m.replace('_', ' ')} {r.ours:.3f} (95% CI {r.ours_low:.3f}-{r.ours_high:.3f}) is {words[r.verdict]} "
+             f"{'range ' if r.verdict == 'within' else ''}{r.reference}" for m, r in table.iterrows()]
+    return f"Against {reference.get('source', 'the reference')}: " + "; ".join(parts) + "."
+
+
+def save_figures(ev: Evaluation, folder: str | os.PathLike[str], dpi: int = 150) -> list[Path]:
+    """The test split's confusion matrix (counts and row-normalised), one-vs-rest ROC curves and reliability
+    diagram (before and after temperature scaling), as PNG files in ``folder`` (written atomically)."""
+    import matplotlib.pyplot as plt
+
+    from medvision import plots
+    from medvision.atomic import atomic_path
+    from medvision.calibration import reliability_bins
+
+    folder = Path(folder)
+    probs = (ev.test_logits / ev.temperature).softmax(1)
+    pred = probs.argmax(1)
+    figures = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, ax=axes[0])
+    plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, normalize=True, ax=axes[1])
+    figures["confusion_matrix.png"] = fig
+    figures["roc.png"] = plots.plot_roc_curves(probs.numpy(), ev.test_targets.numpy(), ev.class_names)[0]
+    curves = {"before": reliability_bins(ev.test_logits.softmax(1), ev.test_targets),
+              f"after (T = {ev.temperature:.2f})": reliability_bins(probs, ev.test_targets)}
+    figures["reliability.png"] = plots.plot_reliability_diagram(curves)[0]
+    written = []
+    for name, figure in figures.items():
+        with atomic_path(folder / name) as tmp:
+            figure.savefig(tmp, dpi=dpi, format="png")
+        plt.close(figure)
+        written.append(folder / name)
+    return written

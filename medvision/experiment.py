@@ -7,9 +7,10 @@ best-on-validation checkpoint once on the test split and writes ``summary.json``
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,17 @@ from medvision.training import evaluate, fit, seed_everything
 if TYPE_CHECKING:
     from medvision.run_config import RunConfig
 
+_log = logging.getLogger(__name__)
+
+
+#: Named augmentations (``ExperimentConfig.augment``); ``none`` is no augmentation at all.
+AUGMENT_PRESETS: dict[str, AugmentConfig | None] = {
+    "none": None,
+    "flip": AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0),
+    "default": AugmentConfig(),
+    "medium": AugmentConfig(hflip=0.5, vflip=0.5, degrees=30, saturation=0.2, hue=0.05),
+}
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -42,29 +54,44 @@ class ExperimentConfig:
         pretrained: ``auto``, ``package``, ``hub``, ``none`` or a weights file.
         image_size: Model input size (cached images are resized on the fly).
         batch_size: Training batch size.
-        augment: Train-time augmentation; ``none`` for no augmentation, ``flip`` for flips only.
-        head_hidden: Width of an MLP head (0: timm's linear classifier).
+        augment: Train-time augmentation: ``none``, ``flip`` (flips only), ``default`` (mild: flips, ±10°, crops,
+            brightness/contrast), ``medium`` (the HAM10000 seed's: ±30°, vertical flips, hue and saturation
+            jitter), or a mapping of :class:`~medvision.data.augment.AugmentConfig` fields over ``default``
+            (``{degrees: 30, vflip: 0.5, hue: 0.05}``).
+        head_hidden: Width of an MLP head, or a list of widths for a deeper one with BatchNorm
+            (:func:`medvision.models.mlp_head`; 0: timm's linear classifier).
         drop_rate: Dropout before the classifier.
         balanced_sampler: Draw training batches with class-balancing weights (with replacement).
+        fallback: With ``pretrained: auto``, the architecture to train instead when the backbone's weights
+            cannot be had (no hub, no package, no local file): one with offline weights, such as
+            ``tf_efficientnet_lite0``. The run records which was used and why.
     """
 
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str = "auto"
     image_size: int = 64
     batch_size: int = 64
-    augment: str = "default"
-    head_hidden: int = 0
+    augment: str | dict = "default"
+    head_hidden: int | tuple[int, ...] = 0
     drop_rate: float = 0.2
     balanced_sampler: bool = False
+    fallback: str = ""
+
+    def __post_init__(self) -> None:
+        self.augment_config()  # a bad augmentation fails when the configuration is made, not at the first batch
 
     def augment_config(self) -> AugmentConfig | None:
-        if self.augment == "none":
-            return None
-        if self.augment == "flip":
-            return AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
-        if self.augment == "default":
-            return AugmentConfig()
-        raise ConfigError(f"augment must be none, flip or default, not {self.augment!r}")
+        if isinstance(self.augment, dict):
+            known = {f.name for f in fields(AugmentConfig)}
+            unknown = sorted(set(self.augment) - known)
+            if unknown:
+                raise ConfigError(f"augment sets unknown field(s) {unknown}; AugmentConfig has {sorted(known)}")
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+            return AugmentConfig(**values)
+        if self.augment not in AUGMENT_PRESETS:
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENT_PRESETS)} or a mapping of AugmentConfig "
+                              f"fields, not {self.augment!r}")
+        return AUGMENT_PRESETS[self.augment]
 
 
 def parse_strategy(spec: str, base: StrategyConfig | None = None, **defaults) -> StrategyConfig:
@@ -109,8 +136,31 @@ def make_loaders(cache: TensorCache, model: torch.nn.Module, exp: ExperimentConf
     return loaders
 
 
+def build_model(exp: ExperimentConfig, num_classes: int) -> tuple[torch.nn.Module, ExperimentConfig, str]:
+    """The run's model; with ``pretrained: auto`` and a ``fallback``, the fallback architecture when the
+    backbone's weights cannot be had. Returns the model, the settings it was built with (the fallback's when
+    used) and a note saying why (empty when the backbone was used)."""
+    from medvision.errors import WeightsError
+
+    try:
+        model = create_model(exp.backbone, num_classes, exp.pretrained, drop_rate=exp.drop_rate,
+                             head_hidden=exp.head_hidden)
+        return model, exp, ""
+    except WeightsError as exc:
+        if exp.pretrained != "auto" or not exp.fallback or exp.fallback == exp.backbone:
+            raise
+        used = replace(exp, backbone=exp.fallback, fallback="")
+        model = create_model(used.backbone, num_classes, "auto", drop_rate=used.drop_rate,
+                             head_hidden=used.head_hidden)
+        note = (f"the configuration asks for {exp.backbone}, whose ImageNet weights are not available here (no "
+                f"hub, no package, no local file); {used.backbone} was trained instead, from "
+                f"{model.weights_source}")
+        _log.info("%s (%s)", note, exc)
+        return model, used, note
+
+
 def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str | os.PathLike[str],
-                 extra_config: dict | None = None, resume: bool = True) -> dict:
+                 extra_config: dict | None = None, resume: bool = True, tracker=None) -> dict:
     """Train one strategy on ``cache``'s train split, select on val, score the best checkpoint on test once.
 
     Args:
@@ -121,6 +171,7 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         runs_dir: The run directory is ``<runs_dir>/<run name>``; a finished or interrupted one resumes.
         extra_config: More facts for the saved configuration (the system's name...).
         resume: Continue an interrupted run in that directory.
+        tracker: An experiment tracker for ``fit`` (:class:`medvision.tracking.MLflowTracker`), started.
 
     Returns:
         The summary also written to ``<run dir>/summary.json``.
@@ -130,8 +181,7 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
     strategy = config.strategy_for(spec)
     run_dir = Path(runs_dir) / run_name(spec, exp.pretrained)
     seed_everything(train.seed)
-    model = create_model(exp.backbone, table.num_classes, exp.pretrained, drop_rate=exp.drop_rate,
-                         head_hidden=exp.head_hidden)
+    model, exp, weights_note = build_model(exp, table.num_classes)
     loaders = make_loaders(cache, model, exp, train.seed)
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
     audit = audit_of(table, data_config.near_distance)
@@ -149,14 +199,16 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
     saved = {"experiment": asdict(exp), "weights": asdict(weights), "data_config": data_config.to_dict(),
              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
-                 resume=resume, extra_config=saved)
+                 resume=resume, extra_config=saved, tracker=tracker)
     if main:
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
-    test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device))
+    test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device),
+                    train.top_k)
     hist = result.history
     summary = {
         "run": run_dir.name, "strategy": spec, "weights": str(weights), "weights_source": weights.source,
+        "weights_note": weights_note,
         "backbone": exp.backbone, "image_size": exp.image_size, "best_epoch": result.best_epoch,
         "epochs_run": int(len(hist)), "trainable_params": result.trainable_params,
         "seconds_per_epoch": float(hist["seconds"].mean()),
@@ -192,7 +244,7 @@ class collect_leakage:
     def markdown(self) -> str:
         if not self.messages:
             return "**Leakage audit.** No duplicate image or shared group crosses this split's train, val and test."
-        return "**Leakage audit.** " + " ".join(f"{m[0].upper()}{m[1:]}." for m in self.messages)
+        return "**Leakage audit.** " + " ".join(f"{m}." for m in self.messages)
 
 
 def _write_environment(run_dir: Path, table, seed: int) -> None:
@@ -237,6 +289,13 @@ def compare_runs(run_dirs: list[str | os.PathLike[str]]) -> pd.DataFrame:
         row["best_epoch"] = s["best_epoch"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
+
+
+def describe_weights(summaries: list[dict]) -> str:
+    """Which weights each run started from, and why where a fallback architecture was trained."""
+    text = "Weights each run started from: " + "; ".join(f"**{s['run']}**: {s['weights']}" for s in summaries) + "."
+    notes = list(dict.fromkeys(s.get("weights_note", "") for s in summaries if s.get("weights_note")))
+    return text + "".join(f" Note: {n[0].upper()}{n[1:]}." for n in notes)
 
 
 def describe_comparison(table: pd.DataFrame, metric: str = "macro_f1") -> str:

@@ -7,6 +7,8 @@ macro AUROC. For two classes, ``accuracy`` uses argmax, which equals a 0.5 thres
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -24,12 +26,15 @@ from torchmetrics.functional.classification import (
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 
-def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Accuracy, balanced accuracy, macro-F1 and one-vs-rest macro AUROC.
+def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, top_k: Sequence[int] = ()
+                           ) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro-F1 and one-vs-rest macro AUROC (and ``top{k}_accuracy`` for each
+    ``k`` of ``top_k`` below the number of classes).
 
     Args:
         logits: ``(N, C)`` raw scores.
         targets: ``(N,)`` integer labels.
+        top_k: Top-k accuracies to add (Kvasir's seed reports top-3 and top-5).
 
     Returns:
         A dict of floats. AUROC is ``nan`` when a class is absent from ``targets`` (undefined).
@@ -46,6 +51,10 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[
     present = torch.bincount(targets, minlength=c) > 0
     out["auroc"] = (multiclass_auroc(probs, targets, num_classes=c, average="macro").item()
                     if bool(present.all()) else float("nan"))
+    for k in top_k:
+        if k < c:
+            out[f"top{k}_accuracy"] = multiclass_accuracy(probs, targets, num_classes=c, top_k=k,
+                                                          average="micro").item()
     return out
 
 

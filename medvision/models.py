@@ -8,12 +8,16 @@ which weights it started from (:class:`WeightsSource`, with the file's sha256).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
 import logging
 import os
 import re
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,8 +174,23 @@ def _package_available(name: str) -> bool:
     return name in PACKAGE_WEIGHTS and importlib.util.find_spec(PACKAGE_WEIGHTS[name][0]) is not None
 
 
-def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int, dropout: float = 0.5) -> nn.Module:
-    """Replace the classifier with ``Dropout -> Linear(hidden) -> ReLU -> Dropout -> Linear(num_classes)``.
+def mlp_head(in_features: int, num_classes: int, hidden: int | Sequence[int], dropout: float = 0.5) -> nn.Sequential:
+    """An MLP classifier. One width (an int): ``Dropout -> Linear -> ReLU -> Dropout -> Linear``. Several
+    widths (a list, as the HAM10000 seed's ``[512, 256]``): ``Linear -> BatchNorm -> ReLU -> Dropout`` per width,
+    then ``Linear(num_classes)``."""
+    if isinstance(hidden, int):
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                             nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        in_features = width
+    return nn.Sequential(*layers, nn.Linear(in_features, num_classes))
+
+
+def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int | Sequence[int], dropout: float = 0.5
+                    ) -> nn.Module:
+    """Replace the classifier with an MLP (:func:`mlp_head`).
 
     The MLP sits where timm keeps the classifier (``pretrained_cfg["classifier"]``), so
     ``get_classifier()``, the head group of ``group_matcher`` and the strategies all see it as the head.
@@ -180,8 +199,7 @@ def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int, dropout: fl
     name = model.pretrained_cfg.get("classifier", "classifier")
     name = name if isinstance(name, str) else name[0]
     in_features = model.get_classifier().in_features
-    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    head = mlp_head(in_features, num_classes, hidden, dropout)
     parent, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, attr, head)
     if model.get_classifier() is not head:
@@ -190,7 +208,7 @@ def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int, dropout: fl
 
 
 def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str] = "auto",
-                 drop_rate: float = 0.0, head_hidden: int = 0, head_dropout: float = 0.5,
+                 drop_rate: float = 0.0, head_hidden: int | Sequence[int] = 0, head_dropout: float = 0.5,
                  **kwargs) -> nn.Module:
     """Create timm model ``name`` with a fresh ``num_classes`` head and the chosen ImageNet weights.
 
@@ -200,7 +218,7 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         pretrained: ``"auto"`` (a registry package if one ships this architecture's weights, else a file
             in :func:`weights_dir`, else the hub), ``"package"``, ``"hub"``, ``"none"`` or a weights file.
         drop_rate: Dropout before the classifier.
-        head_hidden: Width of an MLP head (dropout + MLP); 0 keeps timm's linear classifier.
+        head_hidden: Width(s) of an MLP head (:func:`mlp_head`); 0 or ``()`` keeps timm's linear classifier.
         head_dropout: Dropout of the MLP head.
         **kwargs: Passed to ``timm.create_model`` (e.g. ``pad_type="same"``).
 
@@ -224,12 +242,16 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         model = _from_file(name, path, num_classes, **kwargs)
         source = WeightsSource("package", PACKAGE_WEIGHTS[name][0].replace("_", "-"), sha256_file(path))
     elif spec == "hub":
+        online = hub_reachable()
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+            with _hub_offline(not online):  # unreachable: the local hub cache only, no minute of retries
+                model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
         except Exception as exc:  # huggingface_hub / urllib raise many types when offline
             alternatives = f"pretrained='package' ({', '.join(PACKAGE_WEIGHTS)}), " if PACKAGE_WEIGHTS else ""
+            why = "the hub is unreachable and its weights are not in the local hub cache" if not online else \
+                f"{type(exc).__name__}: {exc}"
             raise WeightsError(
-                f"could not get ImageNet weights for {name!r} from the hub ({type(exc).__name__}: {exc}). "
+                f"could not get ImageNet weights for {name!r} from the hub ({why}). "
                 f"Offline alternatives: {alternatives}pretrained=<path to a .safetensors or state-dict file>, "
                 "or pretrained='none' for a from-scratch baseline") from exc
         source = WeightsSource("hub", str(model.pretrained_cfg.get("hf_hub_id") or name))
@@ -241,6 +263,39 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         attach_mlp_head(model, num_classes, head_hidden, head_dropout)
     model.weights_source = source  # type: ignore[assignment]
     return model
+
+
+@functools.cache
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether the model hub answers (checked once per process; ``HF_HUB_OFFLINE=1`` means no). Offline,
+    huggingface_hub would retry each file for about a minute before giving up."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """``HF_HUB_OFFLINE=1`` for the block when ``offline`` (huggingface_hub then reads its local cache only)."""
+    if not offline:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    before_env, before_flag = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"], hub_constants.HF_HUB_OFFLINE = "1", True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = before_flag
+        if before_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before_env
 
 
 class FlipTTA(nn.Module):

@@ -37,7 +37,7 @@ from medvision.training import TrainConfig
 DATACLASS_SECTIONS: dict[str, type] = {"data": DataConfig, "experiment": ExperimentConfig, "train": TrainConfig,
                                        "strategy": StrategyConfig}
 #: Every top-level key the schema knows.
-SECTIONS = ("description", "kaggle", "layout", *DATACLASS_SECTIONS, "strategies")
+SECTIONS = ("description", "kaggle", "layout", "reference", *DATACLASS_SECTIONS, "strategies")
 #: StrategyConfig fields a configuration may not set: a strategy spec (``"last_k:2"``) names the strategy.
 _SPEC_ONLY = {"name"}
 
@@ -58,6 +58,9 @@ class RunConfig:
         description: One line on the data set.
         kaggle: The Kaggle handle ``medvision data fetch`` downloads, if any.
         layout: Where the files go under the data root when they are put there by hand.
+        reference: Published (or a seed project's expected) test results to show beside ours: ``source``, a
+            ``metrics`` mapping of a number or a ``[low, high]`` range per metric, and for a binary task the
+            ``positive`` class that sensitivity refers to.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -69,6 +72,7 @@ class RunConfig:
     description: str = ""
     kaggle: str | None = None
     layout: str = ""
+    reference: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------------ reading
     @classmethod
@@ -87,8 +91,12 @@ class RunConfig:
         strategies = (strategies,) if isinstance(strategies, str) else tuple(str(s) for s in strategies or ())
         for spec in strategies:  # a typo fails here, not after the first strategy has trained
             parse_strategy(spec, parts["strategy"])
+        reference = raw.get("reference") or {}
+        if not isinstance(reference, Mapping) or (reference and not isinstance(reference.get("metrics"), Mapping)):
+            raise ConfigError(f"{where}: reference must be a mapping with source, metrics (metric: number or "
+                              f"[low, high]) and optionally positive, not {reference!r}")
         return cls(**parts, strategies=strategies, name=name, description=str(raw.get("description") or ""),
-                   kaggle=raw.get("kaggle"), layout=str(raw.get("layout") or ""))
+                   kaggle=raw.get("kaggle"), layout=str(raw.get("layout") or ""), reference=dict(reference))
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: Iterable[Override] = ()) -> RunConfig:
@@ -133,7 +141,8 @@ class RunConfig:
     # ------------------------------------------------------------------------------------------ writing
     def to_dict(self) -> dict[str, Any]:
         """The configuration in the schema, plain YAML/JSON types only; :meth:`from_dict` reads it back."""
-        out: dict[str, Any] = {"description": self.description, "kaggle": self.kaggle, "layout": self.layout}
+        out: dict[str, Any] = {"description": self.description, "kaggle": self.kaggle, "layout": self.layout,
+                               "reference": self.reference}
         for key in DATACLASS_SECTIONS:
             part = getattr(self, key)
             out[key] = {f.name: _plain(getattr(part, f.name)) for f in fields(part) if f.name not in _SPEC_ONLY
@@ -225,7 +234,13 @@ def _coerce(value: Any, hint: Any, what: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return _coerce(value, next(a for a in args if a is not type(None)), what)
+        members = [a for a in args if a is not type(None)]
+        for member in members[:-1]:  # the first member that takes the value; the last one's error otherwise
+            try:
+                return _coerce(value, member, what)
+            except ConfigError:
+                continue
+        return _coerce(value, members[-1], what)
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{what} must be one of {', '.join(map(str, args))}, not {value!r}")
@@ -242,6 +257,10 @@ def _coerce(value: Any, hint: Any, what: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{what} must be true or false, not {value!r}")
         return value
+    if hint is dict or typing.get_origin(hint) is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{what} must be a mapping, not {value!r}")
+        return dict(value)
     if hint in (int, float):
         try:
             number = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None

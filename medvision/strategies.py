@@ -32,6 +32,8 @@ class StrategyConfig:
         weight_decay: AdamW weight decay.
         phase1_epochs: Head-only epochs before two-phase unfreezes.
         unfreeze_all: Two-phase unfreezes every block instead of the last ``k``.
+        restart_from_best: Two-phase's second phase starts from the best head-only epoch (on validation),
+            not from the last one (the CXR-TB seed's phase B).
     """
 
     name: str = "head_only"
@@ -42,6 +44,7 @@ class StrategyConfig:
     weight_decay: float = 0.01
     phase1_epochs: int = 3
     unfreeze_all: bool = False
+    restart_from_best: bool = False
 
     def phase(self, epoch: int) -> int:
         """0 for single-phase strategies and two-phase's head-only epochs, 1 after the switch."""
@@ -56,7 +59,8 @@ class StrategyConfig:
         """The phases of a run of ``epochs`` epochs, in order: each trains its own parameter groups
         (:func:`param_groups` at its first epoch) under its own optimizer and schedule."""
         if self.name == "two_phase" and 0 < self.phase1_epochs < epochs:
-            return [Phase(0, 0, self.phase1_epochs), Phase(1, self.phase1_epochs, epochs)]
+            return [Phase(0, 0, self.phase1_epochs),
+                    Phase(1, self.phase1_epochs, epochs, restart=self.restart_from_best)]
         if self.name == "two_phase" and self.phase1_epochs >= epochs:  # the run ends in the head-only phase,
             return [Phase(0, 0, epochs, self.phase1_epochs)]  # whose schedule keeps its planned length
         return [Phase(self.phase(0), 0, epochs)]
@@ -65,12 +69,14 @@ class StrategyConfig:
 @dataclass(frozen=True)
 class Phase:
     """A stretch of epochs ``[start, end)`` with one set of trainable parameters and learning rates, whose
-    schedule spans ``planned`` epochs (``end - start`` unless the run stops inside a longer phase)."""
+    schedule spans ``planned`` epochs (``end - start`` unless the run stops inside a longer phase); with
+    ``restart`` it starts from the best weights so far instead of the last ones."""
 
     index: int
     start: int
     end: int
     planned: int = 0
+    restart: bool = False
 
     @property
     def schedule_epochs(self) -> int:

@@ -7,6 +7,7 @@ where to put the files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from medvision import distributed
 from medvision.atomic import atomic_path
 from medvision.data.paths import resolve_data_root
-from medvision.errors import DownloadError, MissingExtraError
+from medvision.errors import ConfigError, DownloadError, MissingExtraError
 from medvision.run_config import Override, RunConfig, available_systems  # noqa: F401  (importable from here)
 
 _log = logging.getLogger(__name__)
@@ -64,8 +65,12 @@ def arrange_download(system: RunConfig, downloaded: Path, root: Path) -> Path:
     import pandas as pd
 
     if system.data.source == "folder":
+        from medvision.data.sources import IGNORED_DIRS
+
         splits = {"train", "test"}
-        candidates = [downloaded, *sorted(p for p in downloaded.rglob("*") if p.is_dir())]
+        candidates = [downloaded, *sorted(p for p in downloaded.rglob("*") if p.is_dir()
+                                          and not IGNORED_DIRS & set(p.relative_to(downloaded).parts))]
+        # the shallowest folder holding the split folders (not a __MACOSX shadow, not the archive's nested copy)
         holder = next((p for p in candidates if splits <= {c.name.lower() for c in p.iterdir() if c.is_dir()}),
                       downloaded)
         target = root / system.data.name
@@ -94,7 +99,7 @@ def arrange_download(system: RunConfig, downloaded: Path, root: Path) -> Path:
 
 
 def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies: Sequence[str] = (),
-                 limit: int = 0, progress: bool = True) -> list[dict]:
+                 limit: int = 0, progress: bool = True, track: str = "", tracking_uri: str = "") -> list[dict]:
     """Load a system's data, cache it and train each strategy (default: the configuration's list).
 
     Args:
@@ -103,6 +108,9 @@ def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies
         strategies: Strategy specs (``head_only``, ``last_k:2``, ``full``, ``two_phase``, ``discriminative``).
         limit: Keep at most this many training images (stratified; 0 keeps all) for a quick try.
         progress: Progress bars for caching and training (rank 0 only under torchrun).
+        track: ``mlflow`` logs every run (parameters, per-epoch metrics, the run's files) to MLflow, one
+            MLflow run per strategy in an experiment named after the system (the ``[track]`` extra).
+        tracking_uri: Where MLflow writes (default: a file store, ``./mlruns``).
 
     Returns:
         The ``summary.json`` of every run.
@@ -120,5 +128,20 @@ def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies
     for sample_id, reason in cache.skipped:
         _log.warning("skipped %s: %s", sample_id, reason)
     config = replace(system, train=replace(system.train, progress=progress))
-    return [run_strategy(cache, spec, config, runs_dir, extra_config={"system": system.name})
-            for spec in (strategies or system.strategies)]
+    summaries = []
+    for spec in strategies or system.strategies:
+        with _tracker(track, system.label, spec, tracking_uri) as tracker:
+            summaries.append(run_strategy(cache, spec, config, runs_dir, extra_config={"system": system.name},
+                                          tracker=tracker))
+    return summaries
+
+
+def _tracker(track: str, experiment: str, run: str, tracking_uri: str):
+    """An MLflow run for one strategy (``track="mlflow"``), or nothing (``track=""``); only rank 0 tracks."""
+    if not track or not distributed.info().is_main:
+        return contextlib.nullcontext()
+    if track != "mlflow":
+        raise ConfigError(f"unknown tracker {track!r}; medvision tracks with mlflow")
+    from medvision.tracking import MLflowTracker
+
+    return MLflowTracker(experiment=f"medvision-{experiment}", run_name=run, tracking_uri=tracking_uri or None)

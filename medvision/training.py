@@ -83,6 +83,7 @@ class TrainConfig:
             and its mirror image; ``none`` scores the image alone.
         warmup_epochs: Linear learning-rate warm-up (from 1% of each group's rate) over this many epochs at the
             start of every phase, before a per-step schedule (``cosine``, ``cosine_restarts``, ``none``).
+        top_k: Top-k accuracies to add to every evaluation (validation, the test score), e.g. ``[3, 5]``.
         progress: Show a tqdm bar per epoch.
     """
 
@@ -103,6 +104,7 @@ class TrainConfig:
     mixup: float = 0.0
     tta: Literal["none", "hflip"] = "none"
     warmup_epochs: float = 0.0
+    top_k: tuple[int, ...] = ()
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -268,11 +270,12 @@ def predict_logits(model: nn.Module, loader: Iterable, device: torch.device,
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device,
-             amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Cross-entropy loss and classification metrics (accuracy, balanced accuracy, macro-F1, AUROC)."""
+             amp_dtype: torch.dtype | None = None, top_k: Sequence[int] = ()) -> dict[str, float]:
+    """Cross-entropy loss and classification metrics (accuracy, balanced accuracy, macro-F1, AUROC, and the
+    ``top_k`` accuracies asked for)."""
     logits, targets = predict_logits(model, loader, device, amp_dtype)
     return {"loss": nn.functional.cross_entropy(logits, targets).item(),
-            **classification_metrics(logits, targets)}
+            **classification_metrics(logits, targets, top_k)}
 
 
 # ------------------------------------------------------------------------------------------------ fit
@@ -381,6 +384,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase.schedule_epochs, len(data.train),
                                               "min" if cfg.monitor == "loss" else "max", cfg.warmup_epochs)
         run.state.load_optimizer(phase.index, optimizer, scheduler, run.scaler)
+        if phase.restart and run.state.next_epoch <= phase.start:  # start the phase from the best epoch so far
+            run.load_best(model)
         run.trainable = count_trainable(model)
         stepped = data.step_model if not run.dist.enabled else DistributedDataParallel(  # the groups trainable now
             model, device_ids=[run.device.index or 0] if run.device.type == "cuda" else None)
@@ -393,7 +398,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
                                           cfg.channels_last and not data.cached, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                           progress=cfg.progress and run.dist.is_main, ema=run.ema, mixup=cfg.mixup)
             seconds = time.perf_counter() - start
-            val_stats = evaluate(data.scored, data.val, run.device, run.amp_dtype)  # all ranks' logits under DDP
+            val_stats = evaluate(data.scored, data.val, run.device, run.amp_dtype, cfg.top_k)  # all ranks' logits
             if scheduler is not None and not per_batch:
                 scheduler.step(val_stats[cfg.monitor] if cfg.scheduler == "plateau" else None)
             run.end_epoch(epoch, phase.index, train_stats, val_stats, seconds, model, optimizer, scheduler)
@@ -466,6 +471,15 @@ class _Run:
         if self.tracker is not None:
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         self.epochs_trained += 1
+
+    def load_best(self, model: nn.Module) -> None:
+        """Load ``best.pt`` into ``model`` (and the weight average), where rank 0 has written one."""
+        distributed.barrier()
+        if self.rd.checkpoint("best").is_file():
+            weights = load_checkpoint(self.rd.checkpoint("best"))["model"]
+            model.load_state_dict(weights)
+            if self.ema is not None:
+                self.ema.module.load_state_dict(weights)
 
     def finish(self, model: nn.Module, strategy: StrategyConfig, data: _EpochData) -> FitResult:
         """Load the best weights into ``model`` (rank 0 wrote them) and say what the run did."""

@@ -106,8 +106,7 @@ comparison.round(3)
 # %%
 display(Markdown(experiment.describe_comparison(comparison)))
 display(Markdown(leaks.markdown()))
-display(Markdown("Weights each run started from: " + "; ".join(
-    f"**{s['run']}**: {s['weights']}" for s in summaries)))
+display(Markdown(experiment.describe_weights(summaries)))
 
 # %% [markdown]
 # ## Learning curves

@@ -70,6 +70,10 @@ book.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summa
 # %%
 display(evaluation.whole_and_clean_test(ev).round(3))
 display(Markdown(evaluation.describe_clean_test(ev)))
+if run_config.reference:  # published (or a seed project's expected) results on this data set
+    reference = evaluation.versus_reference(ev, run_config.reference)
+    display(reference.round(3))
+    display(Markdown(evaluation.describe_reference(reference, run_config.reference)))
 
 # %% [markdown]
 # ## Per-class report

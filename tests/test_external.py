@@ -9,7 +9,13 @@ import pytest
 
 from medvision.cli import main
 from medvision.errors import ConfigError
-from medvision.external import DROP, describe_external, evaluate_external, external_table, match_classes
+from medvision.external import (
+    DROP,
+    describe_external,
+    evaluate_external,
+    external_table,
+    match_classes,
+)
 
 
 @pytest.fixture(scope="module")

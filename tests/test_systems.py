@@ -17,9 +17,12 @@ def test_the_five_seed_systems_load():
                                    "kvasir"]
     ham = load_system("ham10000")
     assert ham.data.group_col == "lesion_id" and ham.train.loss == "focal"
-    assert ham.experiment.balanced_sampler and ham.experiment.head_hidden == 256
+    assert ham.experiment.balanced_sampler and ham.experiment.head_hidden == (512, 256)  # the seed's head
+    assert ham.experiment.augment == "medium" and ham.strategy.lr == 1e-4 and ham.train.scheduler == "cosine_restarts"
+    assert ham.data.name == "ham10000/manifest.csv"  # what `medvision data fetch ham10000` writes
     ear = load_system("eardrum")
-    assert ear.data.classes == ("Aom", "Chornic", "Earwax", "Normal") and ear.data.min_per_class == 20
+    assert ear.data.classes == ("Aom", "Chronic", "Earwax", "Normal") and ear.data.min_per_class == 20
+    assert ear.data.rename == {"Chornic": "Chronic"}  # the data set's own spelling of the folder
     assert load_system("kvasir").data.ratios == (0.8, 0.1, 0.1)
 
 

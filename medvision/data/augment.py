@@ -27,6 +27,7 @@ class AugmentConfig:
         brightness: Brightness factor drawn from ``[1 - b, 1 + b]``.
         contrast: Contrast factor drawn from ``[1 - c, 1 + c]``.
         saturation: Saturation factor drawn from ``[1 - s, 1 + s]``.
+        hue: Hue rotation drawn from ``[-h, h]`` turns of the colour wheel (in YIQ space).
     """
 
     hflip: float = 0.5
@@ -37,6 +38,7 @@ class AugmentConfig:
     brightness: float = 0.1
     contrast: float = 0.1
     saturation: float = 0.0
+    hue: float = 0.0
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -52,12 +54,12 @@ class AugmentConfig:
     def is_flip_only(self) -> bool:
         """Only flips: a frozen backbone's features can then be cached once per flip."""
         return (not self.is_geometric and self.brightness == 0 and self.contrast == 0
-                and self.saturation == 0)
+                and self.saturation == 0 and self.hue == 0)
 
     @property
     def is_identity(self) -> bool:
         return (not self.is_geometric and self.hflip == 0 and self.vflip == 0
-                and self.brightness == 0 and self.contrast == 0 and self.saturation == 0)
+                and self.brightness == 0 and self.contrast == 0 and self.saturation == 0 and self.hue == 0)
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -100,7 +102,23 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
             c = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, g, dev).view(b, 1, 1, 1).to(x.dtype)
             mean = gray.mean(dim=(2, 3), keepdim=True)
             x = mean + (x - mean) * c
+    if cfg.hue:
+        x = _rotate_hue(x, _uniform(b, -cfg.hue, cfg.hue, g, dev) * (2 * math.pi))
     return x.clamp_(0, 1)
+
+
+_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate each image's chroma (the I/Q plane of YIQ) by ``angle`` radians: a hue shift that keeps luma."""
+    to_yiq = _TO_YIQ.to(x.device, x.dtype)
+    cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
+    one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+    rotation = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
+                            torch.stack([zero, sin, cos], 1)], 1)  # (B, 3, 3)
+    transform = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum("bij,bjhw->bihw", transform, x)
 
 
 def resize_batch(x: torch.Tensor, out_size: int) -> torch.Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from medvision.data.classes import drop_rare_classes, select_classes
+from medvision.data.classes import drop_rare_classes, remap_labels, select_classes
 from medvision.data.decode import OnError
 from medvision.data.dedupe import (
     DedupeMode,
@@ -31,7 +32,7 @@ SourceKind = Literal["medmnist", "folder", "csv"]
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Everything that decides the samples and the split. YAML, papermill and the CLI fill this.
+    r"""Everything that decides the samples and the split. YAML, papermill and the CLI fill this.
 
     Attributes:
         source: ``medmnist``, ``folder`` or ``csv``.
@@ -41,11 +42,17 @@ class DataConfig:
         path_col: CSV column of image paths.
         label_col: CSV column of labels.
         group_col: CSV column of group ids (lesion, patient) for group-aware splits.
+        group_pattern: A regular expression whose first group (or whole match) in each file's name is its
+            group (a patient prefix such as ``^(person\d+|IM-\d+)``), for sets without a group column.
         split_col: CSV column of split names.
+        rename: Rename classes before selecting them (``{Chornic: Chronic}``: a spelling of the folder on disk
+            to the name the configuration uses; names not present are ignored).
         classes: Keep only these classes, in this order (empty: all).
         min_per_class: Drop classes with fewer images (reported).
         ratios: Train/val/test fractions for sets without an official split.
         val_fraction: Fraction of train moved to validation for sets with only train/test.
+        min_val: An official validation split with fewer images (Kaggle's chest X-ray ``val/`` holds 16) is
+            merged into train and a validation split is carved from train instead (reported).
         seed: Split seed.
         manifest: A saved split manifest to reload instead of splitting.
         resize: ``squash``, ``crop`` or ``pad`` for non-square files.
@@ -66,11 +73,14 @@ class DataConfig:
     path_col: str = "path"
     label_col: str = "label"
     group_col: str = ""
+    group_pattern: str = ""
     split_col: str = ""
+    rename: dict = field(default_factory=dict)
     classes: tuple[str, ...] = ()
     min_per_class: int = 0
     ratios: tuple[float, float, float] = (0.70, 0.15, 0.15)
     val_fraction: float = 0.15
+    min_val: int = 0
     seed: int = 0
     manifest: str = ""
     resize: Literal["squash", "crop", "pad"] = "squash"
@@ -101,6 +111,7 @@ def load_data(cfg: DataConfig) -> SampleTable:
     table = load_samples(cfg)
     if cfg.manifest:
         return apply_manifest(table, cfg.manifest)
+    table = _merge_tiny_validation(table, cfg.min_val)
     if cfg.dedupe == "none":
         if cfg.official_split != "keep":
             raise DataError(f"official_split={cfg.official_split!r} needs dedupe (exact or near): the duplicates it "
@@ -126,13 +137,54 @@ def load_samples(cfg: DataConfig) -> SampleTable:
                          group_col=cfg.group_col or None, split_col=cfg.split_col or None)
     else:
         raise DataError(f"unknown data source {cfg.source!r}; use medmnist, folder or csv")
+    renames = {old: new for old, new in cfg.rename.items() if old in table.class_names}
+    if renames:
+        table = remap_labels(table, renames)
     if cfg.classes:
         table = select_classes(table, cfg.classes)
     if cfg.min_per_class:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             table, _ = drop_rare_classes(table, cfg.min_per_class)
+    if cfg.group_pattern:
+        table = groups_from_names(table, cfg.group_pattern)
     return table
+
+
+def groups_from_names(table: SampleTable, pattern: str) -> SampleTable:
+    """A ``group`` column from each file name's match of ``pattern`` (its first group, else the whole match);
+    a name that does not match is a group of its own.
+
+    Raises:
+        DataError: the pattern is not a valid regular expression, or matches no file name.
+    """
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"group_pattern {pattern!r} is not a valid regular expression ({exc})") from exc
+    names = [Path(p).name for p in (table.frame["path"] if "path" in table.frame else table.frame["sample_id"])]
+    found = [regex.search(n) for n in names]
+    if not any(found):
+        raise DataError(f"group_pattern {pattern!r} matches none of the {len(names)} file names of "
+                        f"{table.name!r} (e.g. {names[0]!r})" if names else f"{table.name!r} is empty")
+    groups = [(m.group(1) if m.groups() else m.group(0)) if m else f"file:{sid}"
+              for m, sid in zip(found, table.frame["sample_id"], strict=True)]
+    return table.with_frame(table.frame.assign(group=groups))
+
+
+def _merge_tiny_validation(table: SampleTable, min_val: int) -> SampleTable:
+    """Fold an official validation split smaller than ``min_val`` into train (say so in the provenance)."""
+    if not min_val or "val" not in table.splits or "train" not in table.splits:
+        return table
+    n_val = int((table.frame["split"] == "val").sum())
+    if n_val >= min_val:
+        return table
+    frame = table.frame.assign(split=table.frame["split"].replace({"val": "train"}))
+    note = (f"the official validation split held {n_val} images (fewer than {min_val}): merged into train, and "
+            "validation was carved from train instead")
+    warnings.warn(f"{table.name}: {note}", stacklevel=3)
+    merged = table.with_frame(frame)
+    return replace(merged, provenance={**table.provenance, "validation": note})
 
 
 def _split_by_clusters(table: SampleTable, cfg: DataConfig) -> SampleTable:

@@ -26,15 +26,36 @@ def _images_in(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+#: Folders that archives add beside the data (macOS resource forks in zip files) and that are never classes.
+IGNORED_DIRS = frozenset({"__MACOSX"})
+
+
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and p.name not in IGNORED_DIRS)
+
+
+def _is_presplit(folders: Sequence[Path]) -> bool:
+    return bool(folders) and all(d.name.lower() in SPLIT_ALIASES for d in folders)
+
+
+def _nested_copies(root: Path, top: list[Path]) -> list[Path]:
+    """Top-level folders that repeat the tree below ``root`` (Kaggle's chest X-ray archive holds
+    ``chest_xray/chest_xray/{train,test,val}`` beside ``chest_xray/{train,test,val}``): a folder named like the
+    root, or holding only split folders, beside split folders."""
+    splits = [d for d in top if d.name.lower() in SPLIT_ALIASES]
+    if not splits:
+        return []
+    return [d for d in top if d not in splits and (d.name == root.name or _is_presplit(_class_dirs(d)))]
 
 
 def load_image_folder(path: str | os.PathLike[str], name: str | None = None) -> SampleTable:
     """Read an image-folder tree: either ``root/<split>/<class>/*`` (pre-split) or ``root/<class>/*``.
 
     Class names are the folder names, sorted. A tree whose top-level folders are all split names
-    (``train``, ``val``/``valid``, ``test``) is pre-split and keeps its splits.
+    (``train``, ``val``/``valid``, ``test``) is pre-split and keeps its splits. What archives add is left out
+    and recorded in the provenance: ``__MACOSX`` folders, hidden files (``.DS_Store``) and a nested copy of the
+    tree beside its split folders.
 
     Raises:
         DataError: the folder is missing or empty, a class folder holds no images, or only one class exists.
@@ -45,7 +66,9 @@ def load_image_folder(path: str | os.PathLike[str], name: str | None = None) -> 
     top = _class_dirs(root)
     if not top:
         raise DataError(f"image folder {root} has no class folders")
-    presplit = all(d.name.lower() in SPLIT_ALIASES for d in top)
+    copies = _nested_copies(root, top)
+    top = [d for d in top if d not in copies]
+    presplit = _is_presplit(top)
     rows: list[tuple[str, str, str | None]] = []  # (relative path, class, split)
     parts = [(d, SPLIT_ALIASES[d.name.lower()]) for d in top] if presplit else [(root, None)]
     for base, split in parts:
@@ -70,8 +93,13 @@ def load_image_folder(path: str | os.PathLike[str], name: str | None = None) -> 
     })
     if presplit:
         frame["split"] = [r[2] for r in rows]
+    provenance = {"source": f"image folder {root}"}
+    ignored = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name in IGNORED_DIRS) + \
+        [f"{d.name} (a nested copy of the tree)" for d in copies]
+    if ignored:
+        provenance["ignored"] = ", ".join(ignored)
     return SampleTable(frame=frame, class_names=class_names, name=name or root.name, root=root,
-                       provenance={"source": f"image folder {root}"})
+                       provenance=provenance)
 
 
 def load_csv(
