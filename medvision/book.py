@@ -31,10 +31,11 @@ from medvision.install_cell import (
     write_install_cells,
 )
 from medvision.provenance import git_commit
+from medvision.systems_book import write_toc
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"
-PROFILES = ("smoke", "default", "cpu", "gpu")
+PROFILES = ("smoke", "default", "cpu", "gpu", "systems")
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -66,20 +67,28 @@ def load_profile(name: str, root: Path) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise NotFoundError(f"profile {name!r} not found: no {path}; profiles are {known}")
+    from medvision.run_config import OVERRIDE_KEYS as OVERRIDE_SECTIONS
+    from medvision.systems_book import plans_from_profile
+
     profile = yaml.safe_load(path.read_text()) or {}
-    notebooks = profile.get("notebooks")
-    if not isinstance(notebooks, dict) or not notebooks:
-        raise ConfigError(f"{path} must map 'notebooks' to {{notebook name: parameters}}")
-    unknown = sorted(set(profile) - {"description", "config", "notebooks", *OVERRIDE_SECTIONS})
+    profile.setdefault("notebooks", {})
+    notebooks = profile["notebooks"]
+    if not isinstance(notebooks, dict) or not (notebooks or profile.get("systems")):
+        raise ConfigError(f"{path} must map 'notebooks' to {{notebook name: parameters}} (or list 'systems')")
+    unknown = sorted(set(profile) - {"description", "config", "notebooks", "systems", *OVERRIDE_SECTIONS})
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; a profile has description, config, notebooks and "
-                          f"the configuration sections {', '.join(OVERRIDE_SECTIONS)}")
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; a profile has description, config, notebooks, "
+                          f"systems and the configuration sections {', '.join(OVERRIDE_SECTIONS)}")
     toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
     needed = [c["file"].rsplit("/", 1)[-1] for part in toc.get("parts", []) for c in part.get("chapters", [])
               if c.get("file", "").startswith(GENERATED.as_posix())]
     missing = [nb for nb in needed if nb not in notebooks]
-    if missing:
+    if notebooks and missing:
         raise ConfigError(f"{path} does not run {missing}, which _toc.yml includes; the book would not build")
+    try:
+        plans_from_profile(profile)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     for nb, params in notebooks.items():
         if not (root / "notebooks" / f"{nb}.ipynb").is_file():
             raise NotFoundError(f"{path} names notebook {nb!r} but notebooks/{nb}.ipynb does not exist")
@@ -92,14 +101,11 @@ def load_profile(name: str, root: Path) -> dict:
     return profile
 
 
-#: The sections of a profile (and of a chapter's entry) that override the chapter's RunConfig.
-OVERRIDE_SECTIONS = ("data", "experiment", "train", "strategy", "strategies")
-
-
 def chapter_parameters(profile: dict, notebook: str) -> dict:
     """The papermill parameters of one chapter under ``profile``: ``config`` (the chapter's or the profile's),
     ``overrides`` (the profile's sections, then the chapter's, merged section by section) and the chapter's own
     parameters."""
+    from medvision.run_config import OVERRIDE_KEYS as OVERRIDE_SECTIONS
     from medvision.run_config import merge
 
     entry = dict(profile["notebooks"].get(notebook) or {})
@@ -329,16 +335,8 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
     also written to ``_run.json`` there.
     """
     profile = load_profile(profile_name, root)
-    ensure_kernel()
-    # Kernels inherit the environment; a headless MPLBACKEND=Agg (CI, make) would hide every figure.
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out_dir = (out_root or root) / GENERATED
-    os.environ[run_log.RECORD_VAR] = str(out_dir / "_run.json")
-    for stale in out_dir.glob("_runs_*.json"):  # run counts of an earlier build
-        stale.unlink()
-    record = {"profile": profile_name, "medvision": medvision.__version__,
-              "python": platform.python_version(), "git_commit": git_commit(root), "jobs": jobs,
-              "notebooks": {}}
+    record = _start_run(profile_name, root, out_dir, jobs)
     selected = {nb: {**chapter_parameters(profile, nb), "profile": profile_name}
                 for nb in profile["notebooks"] if not only or nb in only}
 
@@ -365,9 +363,56 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             schedule(list(selected), jobs, lambda nb: pool.submit(_execute_job, *job(nb), threads), finished)
+    systems = _run_systems(profile, profile_name, root, out_root or root, record, out_dir, only)
+    write_toc(root, out_root or root, bool(profile["notebooks"]), systems)
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     _write_record(out_dir, record)
     return record
+
+
+def _start_run(profile_name: str, root: Path, out_dir: Path, jobs: int = 1) -> dict:
+    """Ready the kernels and the run record of a build into ``out_dir``."""
+    ensure_kernel()
+    # Kernels inherit the environment; a headless MPLBACKEND=Agg (CI, make) would hide every figure.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ[run_log.RECORD_VAR] = str(out_dir / "_run.json")
+    for stale in out_dir.glob("_runs_*.json"):  # run counts of an earlier build
+        stale.unlink()
+    return {"profile": profile_name, "medvision": medvision.__version__, "python": platform.python_version(),
+            "git_commit": git_commit(root), "jobs": jobs, "notebooks": {}}
+
+
+def system_book(system: str, profile_name: str, root: Path, data_root: str = "", dest: Path | None = None,
+                build: bool = True) -> Path:
+    """A book of one data set: the EDA, training-strategies, per-class, calibration and feature-baseline
+    chapters for ``system`` (a ``configs/`` name or a YAML path) under ``profile_name``'s compute budget
+    (:func:`medvision.systems_book.plan_for_system`), in ``dest`` (default ``_build/systems/<name>``).
+    Returns the HTML index (or the book folder with ``build=False``)."""
+    from medvision.systems_book import plan_for_system, run_system
+
+    plan = plan_for_system(system, load_profile(profile_name, root), data_root)
+    name = plan.run_config().label
+    target = stage_book(root, dest or root / "_build" / "systems" / name)
+    record = _start_run(profile_name, root, target / GENERATED)
+    record["systems"] = {name: run_system(name, plan, profile_name, root, target)}
+    _write_record(target / GENERATED, record)
+    write_toc(root, target, False, record["systems"])
+    return build_html(target) if build else target
+
+
+def _run_systems(profile: dict, profile_name: str, root: Path, out_root: Path, record: dict, out_dir: Path,
+                 only: Sequence[str] = ()) -> dict[str, dict]:
+    """The profile's seed systems (:mod:`medvision.systems_book`), each recorded as it finishes."""
+    from medvision.systems_book import plans_from_profile, run_system
+
+    systems = {}
+    for name, plan in plans_from_profile(profile).items():
+        if only and name not in only:
+            continue
+        systems[name] = run_system(name, plan, profile_name, root, out_root)
+        record.setdefault("systems", {})[name] = systems[name]
+        _write_record(out_dir, record)
+    return systems
 
 
 def _write_record(out_dir: Path, record: dict) -> None:
@@ -407,9 +452,13 @@ def run_bench(script: str, *args: str, root: Path | None = None) -> dict:
 
 
 def build_html(root: Path, strict: bool = True) -> Path:
-    """Run ``jupyter-book build`` (``-W -n --keep-going`` when strict); return the HTML index."""
+    """Run ``jupyter-book build`` (``-W -n --keep-going`` when strict) with the table of contents the runner
+    generated for this build (``book/generated/_toc.yml``, else ``_toc.yml``); return the HTML index."""
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root)]
+    toc = root / GENERATED / "_toc.yml"
+    if toc.is_file():
+        cmd += ["--toc", str(toc)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     print("$", " ".join(cmd), flush=True)
@@ -462,6 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="build in a copy of the book at this folder instead of in place")
     parser.add_argument("--jobs", type=int, default=1,
                         help="run independent chapters in this many parallel processes (threads split among them)")
+    parser.add_argument("--system", default="", metavar="NAME_OR_YAML",
+                        help="render the EDA, training, per-class, calibration and feature-baseline chapters for one "
+                             "data set (a configs/ system or a YAML path) into its own book (_build/systems/<name>, "
+                             "or --stage), with --profile's compute budget")
+    parser.add_argument("--data-root", default="", help="with --system: where the data set's files are")
     parser.add_argument("--check", action="store_true",
                         help="only check that notebooks/ are stripped, paired and tagged (make lint)")
     parser.add_argument("--install-cells", action="store_true",
@@ -481,6 +535,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         root = find_repo_root(args.root)
+        if args.system:
+            index = system_book(args.system, args.profile, root, args.data_root, args.stage,
+                                build=not args.no_build)
+            print(f"book of {args.system} built: {index}")
+            return 0
         target = stage_book(root, args.stage) if args.stage else root
         if not args.no_execute:
             run_notebooks(args.profile, root, args.only, out_root=target, jobs=args.jobs)

@@ -38,6 +38,8 @@ DATACLASS_SECTIONS: dict[str, type] = {"data": DataConfig, "experiment": Experim
                                        "strategy": StrategyConfig}
 #: Every top-level key the schema knows.
 SECTIONS = ("description", "kaggle", "layout", "reference", *DATACLASS_SECTIONS, "strategies")
+#: The keys of an override (a profile's, a chapter's): the sections that change a run.
+OVERRIDE_KEYS = ("data", "experiment", "train", "strategy", "strategies")
 #: StrategyConfig fields a configuration may not set: a strategy spec (``"last_k:2"``) names the strategy.
 _SPEC_ONLY = {"name"}
 

@@ -58,7 +58,6 @@ from medvision import book, experiment, plots
 from medvision.data import build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
 from medvision.lr_finder import lr_find
-from medvision.models import create_model
 from medvision.run_config import RunConfig
 
 run_config = RunConfig.load(config, [overrides, {"train": {"progress": False}}])
@@ -78,12 +77,12 @@ book.run_banner(profile, data=table.name, train_images=int((table.frame["split"]
 
 # %%
 if lr_find_steps:
-    model = create_model(exp.backbone, table.num_classes, exp.pretrained)
+    model, used, _ = experiment.build_model(exp, table.num_classes)  # the offline fallback where configured
     display(Markdown(f"Weights: {model.weights_source}"))
-    loader = experiment.make_loaders(cache, model, exp, seed)["train"]
+    loader = experiment.make_loaders(cache, model, used, seed)["train"]
     finder = lr_find(model, loader, run_config.strategy_for("full"), num_steps=lr_find_steps)
     fig, ax = plots.plot_lr_find(finder)
-    ax.set_title(f"{exp.backbone}: learning-rate range test (full fine-tune)")
+    ax.set_title(f"{used.backbone}: learning-rate range test (full fine-tune)")
 
 # %% [markdown]
 # ## Training every strategy

@@ -48,14 +48,13 @@ from IPython.display import Markdown, display
 from medvision import baselines, book, evaluation, experiment
 from medvision.data import build_tensor_cache, load_data
 from medvision.data.splits import stratified_subsample
-from medvision.models import create_model
 from medvision.run_config import RunConfig
 
 run_config = RunConfig.load(config, [overrides])
 exp, seed = run_config.experiment, run_config.train.seed  # the subsample and the classifiers use the run's seed
 table = stratified_subsample(load_data(run_config.data), max_train_samples, seed=seed)
 cache = build_tensor_cache(table, run_config.data.size, resize=run_config.data.resize, progress=False)
-model = create_model(exp.backbone, table.num_classes, exp.pretrained)
+model, exp, _ = experiment.build_model(exp, table.num_classes)  # the offline fallback where configured
 loaders = experiment.make_loaders(cache, model, exp, seed)
 out = book.runs_dir(profile, run_config.label, runs_dir)
 features = baselines.cached_features(

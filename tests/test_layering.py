@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "medvision"
-FRONT_ENDS = {"medvision.book", "medvision.cli", "medvision.app"}
+FRONT_ENDS = {"medvision.book", "medvision.systems_book", "medvision.cli", "medvision.app"}
 
 
 def _module_name(path: Path) -> str:
