@@ -153,6 +153,35 @@ def _from_file(name: str, path: Path, num_classes: int, **kwargs) -> nn.Module:
     return model
 
 
+#: ``pretrained`` prefix naming an earlier run whose best backbone a model starts from.
+RUN_WEIGHTS = "run:"
+
+
+def _from_run(name: str, run_dir: Path, num_classes: int, head_hidden, **kwargs) -> tuple[nn.Module, WeightsSource]:
+    """``name`` with the backbone of the run in ``run_dir`` (its ``best.pt``) and a fresh ``num_classes`` head."""
+    from medvision.checkpoints import load_checkpoint
+
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        raise WeightsError(f"pretrained='{RUN_WEIGHTS}{run_dir}': {best} does not exist (the run did not finish)")
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    if head_hidden:
+        attach_mlp_head(model, num_classes, head_hidden)
+    head = {n for n, _ in model.get_classifier().named_parameters(prefix=_classifier_name(model))}
+    head |= {n for n, _ in model.get_classifier().named_buffers(prefix=_classifier_name(model))}
+    saved = {k: v for k, v in load_checkpoint(best)["model"].items() if k not in head}
+    missing, unexpected = model.load_state_dict(saved, strict=False)
+    if unexpected or set(missing) - head:
+        raise WeightsError(f"{best} does not fit timm model {name!r}: missing {sorted(set(missing) - head)[:3]}, "
+                           f"unexpected {sorted(unexpected)[:3]}")
+    return model, WeightsSource("run", str(run_dir), sha256_file(best))
+
+
+def _classifier_name(model: nn.Module) -> str:
+    name = model.pretrained_cfg.get("classifier", "classifier")
+    return name if isinstance(name, str) else name[0]
+
+
 def weights_dir() -> Path:
     """Folder searched for local weight files: ``$MEDVISION_WEIGHTS`` or ``<user cache>/weights``."""
     env = os.environ.get("MEDVISION_WEIGHTS")
@@ -196,8 +225,7 @@ def attach_mlp_head(model: nn.Module, num_classes: int, hidden: int | Sequence[i
     ``get_classifier()``, the head group of ``group_matcher`` and the strategies all see it as the head.
     """
     model.reset_classifier(num_classes)  # timm's reset: the pooling stays as the model expects
-    name = model.pretrained_cfg.get("classifier", "classifier")
-    name = name if isinstance(name, str) else name[0]
+    name = _classifier_name(model)
     in_features = model.get_classifier().in_features
     head = mlp_head(in_features, num_classes, hidden, dropout)
     parent, _, attr = name.rpartition(".")
@@ -216,7 +244,9 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         name: A timm architecture (``tf_efficientnet_lite0``, ``mobilenetv2_100``, ``resnet18``...).
         num_classes: Output classes; the ImageNet head is replaced.
         pretrained: ``"auto"`` (a registry package if one ships this architecture's weights, else a file
-            in :func:`weights_dir`, else the hub), ``"package"``, ``"hub"``, ``"none"`` or a weights file.
+            in :func:`weights_dir`, else the hub), ``"package"``, ``"hub"``, ``"none"``, a weights file, or
+            ``"run:<run directory>"``: the backbone of an earlier medvision run's best checkpoint (the head is new,
+            as the class count may differ: a class cycle).
         drop_rate: Dropout before the classifier.
         head_hidden: Width(s) of an MLP head (:func:`mlp_head`); 0 or ``()`` keeps timm's linear classifier.
         head_dropout: Dropout of the MLP head.
@@ -237,6 +267,9 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
     if spec == "none":
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
         source = WeightsSource("none")
+    elif spec.startswith(RUN_WEIGHTS):
+        model, source = _from_run(name, Path(spec.removeprefix(RUN_WEIGHTS)), num_classes, head_hidden, **kwargs)
+        head_hidden = 0  # the head is built (and left untrained) by _from_run
     elif spec == "package":
         path = package_weights_file(name)
         model = _from_file(name, path, num_classes, **kwargs)

@@ -37,7 +37,7 @@ from medvision.training import TrainConfig
 DATACLASS_SECTIONS: dict[str, type] = {"data": DataConfig, "experiment": ExperimentConfig, "train": TrainConfig,
                                        "strategy": StrategyConfig}
 #: Every top-level key the schema knows.
-SECTIONS = ("description", "kaggle", "layout", "reference", *DATACLASS_SECTIONS, "strategies")
+SECTIONS = ("description", "kaggle", "layout", "reference", *DATACLASS_SECTIONS, "strategies", "cycles")
 #: The keys of an override (a profile's, a chapter's): the sections that change a run.
 OVERRIDE_KEYS = ("data", "experiment", "train", "strategy", "strategies")
 #: StrategyConfig fields a configuration may not set: a strategy spec (``"last_k:2"``) names the strategy.
@@ -63,6 +63,9 @@ class RunConfig:
         reference: Published (or a seed project's expected) test results to show beside ours: ``source``, a
             ``metrics`` mapping of a number or a ``[low, high]`` range per metric, and for a binary task the
             ``positive`` class that sensitivity refers to.
+        cycles: Class cycles (the eardrum seed's 6-class cycle before its 4-class problem): overrides in this
+            schema, each trained in turn (its first strategy) from the previous cycle's best backbone, before the
+            strategies themselves start from the last cycle's (:func:`medvision.systems.train_system`).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -75,6 +78,7 @@ class RunConfig:
     kaggle: str | None = None
     layout: str = ""
     reference: dict = field(default_factory=dict)
+    cycles: tuple[dict, ...] = ()
 
     # ------------------------------------------------------------------------------------------ reading
     @classmethod
@@ -97,8 +101,16 @@ class RunConfig:
         if not isinstance(reference, Mapping) or (reference and not isinstance(reference.get("metrics"), Mapping)):
             raise ConfigError(f"{where}: reference must be a mapping with source, metrics (metric: number or "
                               f"[low, high]) and optionally positive, not {reference!r}")
-        return cls(**parts, strategies=strategies, name=name, description=str(raw.get("description") or ""),
-                   kaggle=raw.get("kaggle"), layout=str(raw.get("layout") or ""), reference=dict(reference))
+        cycles = raw.get("cycles") or ()
+        if isinstance(cycles, Mapping) or not all(isinstance(c, Mapping) for c in cycles):
+            raise ConfigError(f"{where}: cycles must be a list of overrides in this schema, not {cycles!r}")
+        config = cls(**parts, strategies=strategies, name=name, description=str(raw.get("description") or ""),
+                     kaggle=raw.get("kaggle"), layout=str(raw.get("layout") or ""), reference=dict(reference),
+                     cycles=tuple(dict(c) for c in cycles))
+        for i, cycle in enumerate(config.cycles):  # every cycle is a valid configuration of its own
+            cls.from_dict(merge(config.to_dict() | {"cycles": []}, cycle, where=f"{where}: cycles[{i}]"),
+                          f"{where}: cycles[{i}]")
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: Iterable[Override] = ()) -> RunConfig:
@@ -144,7 +156,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The configuration in the schema, plain YAML/JSON types only; :meth:`from_dict` reads it back."""
         out: dict[str, Any] = {"description": self.description, "kaggle": self.kaggle, "layout": self.layout,
-                               "reference": self.reference}
+                               "reference": self.reference, "cycles": [dict(c) for c in self.cycles]}
         for key in DATACLASS_SECTIONS:
             part = getattr(self, key)
             out[key] = {f.name: _plain(getattr(part, f.name)) for f in fields(part) if f.name not in _SPEC_ONLY

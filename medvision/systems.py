@@ -18,6 +18,7 @@ from medvision import distributed
 from medvision.atomic import atomic_path
 from medvision.data.paths import resolve_data_root
 from medvision.errors import ConfigError, DownloadError, MissingExtraError
+from medvision.models import RUN_WEIGHTS
 from medvision.run_config import Override, RunConfig, available_systems  # noqa: F401  (importable from here)
 
 _log = logging.getLogger(__name__)
@@ -112,28 +113,46 @@ def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies
             MLflow run per strategy in an experiment named after the system (the ``[track]`` extra).
         tracking_uri: Where MLflow writes (default: a file store, ``./mlruns``).
 
+    A configuration with ``cycles`` trains each cycle first (its first strategy, into ``<runs_dir>/cycle<i>``),
+    each from the previous cycle's best backbone, and the strategies then start from the last cycle's.
+
     Returns:
         The ``summary.json`` of every run.
     """
-    from medvision.data import build_tensor_cache, load_data
-    from medvision.data.splits import stratified_subsample
     from medvision.experiment import run_strategy
 
-    table = load_data(system.data)
-    if limit:
-        table = stratified_subsample(table, limit, seed=system.data.seed)
-    with distributed.main_first():  # under torchrun rank 0 builds the cache, the others then reuse it
-        cache = build_tensor_cache(table, system.data.size, resize=system.data.resize,
-                                   on_error=system.data.on_error, progress=progress and distributed.info().is_main)
-    for sample_id, reason in cache.skipped:
-        _log.warning("skipped %s: %s", sample_id, reason)
     config = replace(system, train=replace(system.train, progress=progress))
+    for i, cycle in enumerate(system.cycles, start=1):  # each cycle starts from the previous one's best backbone
+        stage = config.override(cycle, {"cycles": []})
+        spec = stage.strategies[0]
+        with _tracker(track, system.label, f"cycle{i}-{spec}", tracking_uri) as tracker:
+            done = run_strategy(_cache(stage, limit, progress), spec, stage, Path(runs_dir) / f"cycle{i}",
+                                extra_config={"system": system.name, "cycle": i}, tracker=tracker)
+        config = config.override({"experiment": {"backbone": done["backbone"], "fallback": "",
+                                                  "pretrained": f"{RUN_WEIGHTS}{Path(runs_dir) / f'cycle{i}' / done['run']}"}})
+    cache = _cache(config, limit, progress)
     summaries = []
     for spec in strategies or system.strategies:
         with _tracker(track, system.label, spec, tracking_uri) as tracker:
             summaries.append(run_strategy(cache, spec, config, runs_dir, extra_config={"system": system.name},
                                           tracker=tracker))
     return summaries
+
+
+def _cache(config: RunConfig, limit: int, progress: bool):
+    """The tensor cache of ``config``'s data (at most ``limit`` training images, stratified)."""
+    from medvision.data import build_tensor_cache, load_data
+    from medvision.data.splits import stratified_subsample
+
+    table = load_data(config.data)
+    if limit:
+        table = stratified_subsample(table, limit, seed=config.data.seed)
+    with distributed.main_first():  # under torchrun rank 0 builds the cache, the others then reuse it
+        cache = build_tensor_cache(table, config.data.size, resize=config.data.resize, on_error=config.data.on_error,
+                                   progress=progress and distributed.info().is_main)
+    for sample_id, reason in cache.skipped:
+        _log.warning("skipped %s: %s", sample_id, reason)
+    return cache
 
 
 def _tracker(track: str, experiment: str, run: str, tracking_uri: str):

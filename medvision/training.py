@@ -375,7 +375,8 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
         The history and the best epoch; the model holds the best weights on return.
     """
     run = _Run.start(model, cfg, strategy, RunDirectory(run_dir), class_names, train_loader.labels,
-                     {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}, resume, tracker)
+                     {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}, resume, tracker,
+                     balanced=bool(getattr(train_loader, "balanced", False)))
     data = _EpochData.build(model, strategy, cfg, train_loader, val_loader, run)
     for phase in strategy.phases(cfg.epochs):
         if phase.end <= run.state.next_epoch or run.stopped_early:
@@ -427,13 +428,20 @@ class _Run:
 
     @classmethod
     def start(cls, model: nn.Module, cfg: TrainConfig, strategy: StrategyConfig, rd: RunDirectory,
-              class_names: Sequence[str], labels: np.ndarray, config: dict, resume: bool, tracker) -> _Run:
-        """Place the model, build the loss, restore an interrupted run, write the configuration."""
+              class_names: Sequence[str], labels: np.ndarray, config: dict, resume: bool, tracker,
+              balanced: bool = False) -> _Run:
+        """Place the model, build the loss, restore an interrupted run, write the configuration.
+
+        The loss's class weights (``weighted_ce``, and ``focal``'s alpha) come from the training labels — unless
+        the batches are already drawn class-balanced (``balanced``), when they are uniform: balancing twice
+        would push the model towards the rare classes as hard as the data pushes it away from them.
+        """
         dist = distributed.info()
         if dist.is_main:
             rd.ensure_writable()
         device, amp_dtype, scaler = _place(model, cfg)
-        weights = class_weights(labels, len(class_names) or int(labels.max()) + 1)
+        n_classes = len(class_names) or int(labels.max()) + 1
+        weights = torch.ones(n_classes) if balanced else class_weights(labels, n_classes)
         criterion = make_loss(cfg.loss, weights.to(device), cfg.label_smoothing, cfg.focal_gamma).to(device)
         state = _resumed_state(rd, config, model, cfg) if resume else TrainState(cfg.monitor)
         ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None

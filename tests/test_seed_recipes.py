@@ -226,3 +226,29 @@ def test_evaluate_writes_figures_and_train_tracks_with_mlflow(shared_data, tiny_
     assert json.loads((tmp_path / "runs" / "full-scratch" / "summary.json").read_text())["run"] == "full-scratch"
     assert np.isfinite(json.loads((tmp_path / "runs" / "full-scratch" / "summary.json").read_text())["val"]
                        ["macro_f1"])
+
+
+def test_a_class_cycle_starts_the_strategies_from_its_best_backbone(tmp_path):
+    from medvision.run_config import RunConfig
+    from medvision.systems import train_system
+
+    for k, cls in enumerate(("Aom", "Chornic", "Earwax", "Normal", "Tympanoskleros", "Otitis externa")):
+        for i in range(8):
+            write_image(tmp_path / "eardrum" / cls / f"{i}.png", seed=10 * k + i, size=(20, 20))
+    config = RunConfig.load("eardrum", [{"data": {"data_root": str(tmp_path), "min_per_class": 5, "size": 32},
+                                         "experiment": {"backbone": "test_efficientnet", "pretrained": "none",
+                                                        "fallback": "", "image_size": 32},
+                                         "train": {"epochs": 1}}])
+    assert config.cycles == ({"data": {"classes": []}, "strategies": ["full"]},)
+    summaries = train_system(config, tmp_path / "runs", strategies=["last_k:1"], progress=False)
+    cycle = json.loads((tmp_path / "runs" / "cycle1" / "full-scratch" / "classes.json").read_text())
+    assert len(cycle) == 6 and "Chronic" in cycle  # the six-class cycle, with the folder renamed
+    final = tmp_path / "runs" / summaries[0]["run"]
+    assert json.loads((final / "classes.json").read_text()) == ["Aom", "Chronic", "Earwax", "Normal"]
+    assert summaries[0]["weights_source"] == "run" and "cycle1" in summaries[0]["weights"]
+    from medvision.checkpoints import load_checkpoint
+
+    first = load_checkpoint(tmp_path / "runs" / "cycle1" / "full-scratch" / "best.pt")["model"]
+    stem = next(k for k in first if k.startswith("conv_stem"))
+    # the 4-class run started from the cycle's stem (last_k:1 leaves the stem frozen, so it is still equal)
+    assert torch.equal(load_checkpoint(final / "best.pt")["model"][stem], first[stem])

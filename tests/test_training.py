@@ -421,3 +421,23 @@ def test_the_loop_knows_no_strategy_names_and_fit_stays_short():
                     and isinstance(a.value, ast.Name) and a.value.id == "strategy"], node.name
     fit = next(n for n in loop if n.name == "fit")
     assert fit.end_lineno - fit.lineno + 1 <= 60
+
+
+def test_balanced_batches_get_a_loss_without_class_weights(tmp_path):
+    """A class-balanced sampler already evens the classes out; weighting the loss as well would push the model
+    towards the rare classes (HAM10000's focal loss with its balanced sampler predicted almost no nevus)."""
+    import numpy as np
+
+    from medvision.run_dir import RunDirectory
+    from medvision.strategies import StrategyConfig
+    from medvision.training import TrainConfig, _Run
+
+    labels = np.array([0] * 90 + [1] * 10)
+    for loss in ("weighted_ce", "focal"):
+        cfg = TrainConfig(loss=loss, progress=False)
+        plain = _Run.start(model_for(), cfg, StrategyConfig("full"), RunDirectory(tmp_path / f"a-{loss}"),
+                           ("a", "b"), labels, {}, False, None)
+        balanced = _Run.start(model_for(), cfg, StrategyConfig("full"), RunDirectory(tmp_path / f"b-{loss}"),
+                              ("a", "b"), labels, {}, False, None, balanced=True)
+        assert plain.criterion.weight[1] > 5 * plain.criterion.weight[0]
+        assert torch.equal(balanced.criterion.weight, torch.ones(2))
