@@ -144,7 +144,8 @@ def clean_test(logits: torch.Tensor, targets: torch.Tensor, ids: list[str], audi
     leaking = set(audit.get("test_leaking", []))
     keep = torch.tensor([str(i) not in leaking for i in ids], dtype=torch.bool)
     out = {"images": int(keep.sum()), "excluded": int((~keep).sum()), "max_distance": audit.get("max_distance"),
-           "metrics": {}, "ci": []}
+           "metrics": {}, "ci": [], "per_class": torch.bincount(targets[keep], minlength=logits.shape[1]).tolist(),
+           "per_class_all": torch.bincount(targets, minlength=logits.shape[1]).tolist()}
     if keep.any():
         out["metrics"] = detailed_metrics(logits[keep], targets[keep])
         out["ci"] = bootstrap_ci(logits[keep], targets[keep], n_resamples, seed=seed).reset_index().to_dict(
@@ -160,9 +161,14 @@ def describe_clean_test(ev: Evaluation, metric: str = "accuracy") -> str:
     if not ev.clean["images"]:
         return f"Every one of the {len(ev.test_ids)} test images has a duplicate in train/val: no clean score."
     whole, clean = ev.metrics[metric], ev.clean["metrics"][metric]
-    return (f"{ev.clean['excluded']} of {len(ev.test_ids)} test images have a duplicate or a shared group in "
+    text = (f"{ev.clean['excluded']} of {len(ev.test_ids)} test images have a duplicate or a shared group in "
             f"train/val (pHash distance <= {ev.clean['max_distance']}); without them, test {metric.replace('_', ' ')} "
             f"is {clean:.3f} against {whole:.3f} on the whole split ({clean - whole:+.3f}).")
+    if "per_class" in ev.clean:  # a different class mix moves accuracy too: say what is left
+        left = ", ".join(f"{n} {c}" for c, n in zip(ev.class_names, ev.clean["per_class"], strict=True))
+        everything = ", ".join(f"{n}" for n in ev.clean["per_class_all"])
+        text += f" The images left are {left} (whole split: {everything})."
+    return text
 
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
