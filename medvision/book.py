@@ -170,12 +170,18 @@ def check_notebooks(folder: Path) -> list[str]:
 
 def _local_kernel() -> dict:
     """Talk to the chapter's kernel over local IPC sockets where the OS has them: nothing travels over TCP, and
-    the kernel does not print its "running over TCP without encryption" warning into the runner's output."""
+    the kernel does not print its "running over TCP without encryption" warning into the runner's output. The
+    sockets live in a folder of their own under the temporary directory (by default they would be created in
+    the notebook's working folder, and a killed build would leave them among the chapters)."""
     if os.name != "posix":
         return {}
+    import tempfile
+
     from traitlets.config import Config
 
-    return {"config": Config({"KernelManager": {"transport": "ipc"}})}
+    folder = Path(tempfile.gettempdir()) / f"medvision-kernels-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return {"config": Config({"KernelManager": {"transport": "ipc", "ip": str(folder / f"kernel-{os.getpid()}")}})}
 
 
 def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) -> None:

@@ -157,13 +157,12 @@ def _from_file(name: str, path: Path, num_classes: int, **kwargs) -> nn.Module:
 RUN_WEIGHTS = "run:"
 
 
-def _from_run(name: str, run_dir: Path, num_classes: int, head_hidden, **kwargs) -> tuple[nn.Module, WeightsSource]:
-    """``name`` with the backbone of the run in ``run_dir`` (its ``best.pt``) and a fresh ``num_classes`` head."""
+def _from_run(name: str, best: Path, num_classes: int, head_hidden, **kwargs) -> tuple[nn.Module, WeightsSource]:
+    """``name`` with the backbone of an earlier run's checkpoint ``best`` and a fresh ``num_classes`` head."""
     from medvision.checkpoints import load_checkpoint
 
-    best = run_dir / "best.pt"
     if not best.is_file():
-        raise WeightsError(f"pretrained='{RUN_WEIGHTS}{run_dir}': {best} does not exist (the run did not finish)")
+        raise WeightsError(f"pretrained='{RUN_WEIGHTS}{best}': the checkpoint does not exist (the run did not finish)")
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     if head_hidden:
         attach_mlp_head(model, num_classes, head_hidden)
@@ -174,7 +173,7 @@ def _from_run(name: str, run_dir: Path, num_classes: int, head_hidden, **kwargs)
     if unexpected or set(missing) - head:
         raise WeightsError(f"{best} does not fit timm model {name!r}: missing {sorted(set(missing) - head)[:3]}, "
                            f"unexpected {sorted(unexpected)[:3]}")
-    return model, WeightsSource("run", str(run_dir), sha256_file(best))
+    return model, WeightsSource("run", str(best), sha256_file(best))
 
 
 def _classifier_name(model: nn.Module) -> str:
@@ -245,8 +244,8 @@ def create_model(name: str, num_classes: int, pretrained: str | os.PathLike[str]
         num_classes: Output classes; the ImageNet head is replaced.
         pretrained: ``"auto"`` (a registry package if one ships this architecture's weights, else a file
             in :func:`weights_dir`, else the hub), ``"package"``, ``"hub"``, ``"none"``, a weights file, or
-            ``"run:<run directory>"``: the backbone of an earlier medvision run's best checkpoint (the head is new,
-            as the class count may differ: a class cycle).
+            ``"run:<checkpoint>"``: the backbone of an earlier medvision run's checkpoint, such as its best one
+            (the head is new, as the class count may differ: a class cycle).
         drop_rate: Dropout before the classifier.
         head_hidden: Width(s) of an MLP head (:func:`mlp_head`); 0 or ``()`` keeps timm's linear classifier.
         head_dropout: Dropout of the MLP head.

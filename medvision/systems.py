@@ -20,6 +20,7 @@ from medvision.data.paths import resolve_data_root
 from medvision.errors import ConfigError, DownloadError, MissingExtraError
 from medvision.models import RUN_WEIGHTS
 from medvision.run_config import Override, RunConfig, available_systems  # noqa: F401  (importable from here)
+from medvision.run_dir import RunDirectory
 
 _log = logging.getLogger(__name__)
 
@@ -128,8 +129,9 @@ def train_system(system: RunConfig, runs_dir: str | os.PathLike[str], strategies
         with _tracker(track, system.label, f"cycle{i}-{spec}", tracking_uri) as tracker:
             done = run_strategy(_cache(stage, limit, progress), spec, stage, Path(runs_dir) / f"cycle{i}",
                                 extra_config={"system": system.name, "cycle": i}, tracker=tracker)
+        best = RunDirectory(Path(runs_dir) / f"cycle{i}" / done["run"]).checkpoint("best")
         config = config.override({"experiment": {"backbone": done["backbone"], "fallback": "",
-                                                  "pretrained": f"{RUN_WEIGHTS}{Path(runs_dir) / f'cycle{i}' / done['run']}"}})
+                                                  "pretrained": f"{RUN_WEIGHTS}{best}"}})
     cache = _cache(config, limit, progress)
     summaries = []
     for spec in strategies or system.strategies:
