@@ -72,3 +72,18 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
         return export_bundle(tiny_run, tmp_path_factory.mktemp("bundles") / "breast",
                              descriptions={"malignant": "Suspicious for malignancy: biopsy decides."},
                              formats=("pt2",))
+
+
+@pytest.fixture
+def fake_mlflow(monkeypatch):
+    """An ``mlflow`` module that records every call (the ``[track]`` extra is not a test dependency)."""
+    import sys
+    import types
+
+    calls = []
+    mod = types.ModuleType("mlflow")
+    for name in ("set_tracking_uri", "set_experiment", "start_run", "end_run", "log_params", "log_metrics",
+                 "log_artifact"):
+        setattr(mod, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    monkeypatch.setitem(sys.modules, "mlflow", mod)
+    return calls

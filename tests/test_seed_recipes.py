@@ -6,8 +6,6 @@ figures and MLflow tracking from the command line."""
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -198,8 +196,7 @@ def test_an_unreachable_hub_falls_back_to_the_offline_backbone(monkeypatch):
         build_model(ExperimentConfig(backbone="tf_efficientnetv2_s", pretrained="auto"), 3)
 
 
-def test_evaluate_writes_figures_and_train_tracks_with_mlflow(shared_data, tiny_run, tmp_path, monkeypatch,
-                                                              capsys):
+def test_evaluate_writes_figures_and_train_tracks_with_mlflow(shared_data, tiny_run, tmp_path, fake_mlflow):
     from medvision.cli import main
 
     assert main(["evaluate", str(tiny_run), "--resamples", "20", "--figures", str(tmp_path / "figs")]) == 0
@@ -207,12 +204,7 @@ def test_evaluate_writes_figures_and_train_tracks_with_mlflow(shared_data, tiny_
     assert pngs == ["confusion_matrix.png", "reliability.png", "roc.png"]
     assert all((tmp_path / "figs" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
-    calls = []
-    mod = types.ModuleType("mlflow")
-    for name in ("set_tracking_uri", "set_experiment", "start_run", "end_run", "log_params", "log_metrics",
-                 "log_artifact"):
-        setattr(mod, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
-    monkeypatch.setitem(sys.modules, "mlflow", mod)
+    calls = fake_mlflow
     yaml_file = tmp_path / "tiny.yaml"
     yaml_file.write_text(f"data: {{source: medmnist, name: breastmnist, data_root: {shared_data}}}\n"
                          "experiment: {backbone: test_efficientnet, pretrained: none, image_size: 32, augment: flip}\n"

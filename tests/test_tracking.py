@@ -1,18 +1,6 @@
 import sys
-import types
 
 import pytest
-
-
-@pytest.fixture
-def fake_mlflow(monkeypatch):
-    calls = []
-    mod = types.ModuleType("mlflow")
-    for name in ("set_tracking_uri", "set_experiment", "start_run", "end_run", "log_params", "log_metrics",
-                 "log_artifact"):
-        setattr(mod, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
-    monkeypatch.setitem(sys.modules, "mlflow", mod)
-    return calls
 
 
 def test_fit_logs_params_metrics_and_artifacts(fake_mlflow, shared_data, tmp_path):
