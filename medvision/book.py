@@ -35,7 +35,7 @@ from medvision.systems_book import write_toc
 
 KERNEL_NAME = "medvision"
 GENERATED = Path("book") / "generated"
-PROFILES = ("smoke", "default", "cpu", "gpu", "systems")
+PROFILES = ("smoke", "default", "cpu", "gpu", "systems", "evidence")
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -79,12 +79,11 @@ def load_profile(name: str, root: Path) -> dict:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; a profile has description, config, notebooks, "
                           f"systems and the configuration sections {', '.join(OVERRIDE_SECTIONS)}")
-    toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
-    needed = [c["file"].rsplit("/", 1)[-1] for part in toc.get("parts", []) for c in part.get("chapters", [])
-              if c.get("file", "").startswith(GENERATED.as_posix())]
-    missing = [nb for nb in needed if nb not in notebooks]
-    if notebooks and missing:
-        raise ConfigError(f"{path} does not run {missing}, which _toc.yml includes; the book would not build")
+    for caption, chapters in generated_parts(root).items():  # a part of the book is built whole or left out
+        missing = [nb for nb in chapters if nb not in notebooks]
+        if missing and len(missing) < len(chapters):
+            raise ConfigError(f"{path} runs part of the {caption!r} chapters but not {missing}, which _toc.yml "
+                              "includes there; a part is built whole or left out")
     try:
         plans_from_profile(profile)
     except ConfigError as exc:
@@ -99,6 +98,18 @@ def load_profile(name: str, root: Path) -> dict:
         chapter = chapter_parameters(profile, nb)
         RunConfig.load(chapter["config"], [chapter["overrides"]])  # raises, naming the field, on a bad override
     return profile
+
+
+def generated_parts(root: Path) -> dict[str, list[str]]:
+    """The parts of ``_toc.yml`` made of executed chapters: caption -> notebook names."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text()) if (root / "_toc.yml").is_file() else {}
+    parts = {}
+    for part in toc.get("parts", []):
+        chapters = [c["file"].rsplit("/", 1)[-1] for c in part.get("chapters", [])
+                    if c.get("file", "").startswith(GENERATED.as_posix())]
+        if chapters:
+            parts[part.get("caption", "")] = chapters
+    return parts
 
 
 def chapter_parameters(profile: dict, notebook: str) -> dict:
@@ -370,7 +381,7 @@ def run_notebooks(profile_name: str, root: Path, only: Sequence[str] = (),
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             schedule(list(selected), jobs, lambda nb: pool.submit(_execute_job, *job(nb), threads), finished)
     systems = _run_systems(profile, profile_name, root, out_root or root, record, out_dir, only)
-    write_toc(root, out_root or root, bool(profile["notebooks"]), systems)
+    write_toc(root, out_root or root, set(profile["notebooks"]), systems)
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     _write_record(out_dir, record)
     return record
@@ -402,7 +413,7 @@ def system_book(system: str, profile_name: str, root: Path, data_root: str = "",
     record = _start_run(profile_name, root, target / GENERATED)
     record["systems"] = {name: run_system(name, plan, profile_name, root, target)}
     _write_record(target / GENERATED, record)
-    write_toc(root, target, False, record["systems"])
+    write_toc(root, target, set(), record["systems"])
     return build_html(target) if build else target
 
 

@@ -323,3 +323,61 @@ def plot_time_to_score(rows: list[dict], monitor: str = "macro_f1", ax: Axes | N
     ax.set_ylabel(f"validation {monitor}")
     ax.legend(fontsize=8, ncols=2)
     return fig, ax
+
+
+def _band(ax: Axes, x, group: pd.DataFrame, metric: str, label: str, marker: str = "o") -> None:
+    line, = ax.plot(x, group[metric], marker=marker, label=label)
+    if f"{metric}_low" in group and np.isfinite(group[f"{metric}_low"]).any():
+        ax.fill_between(x, group[f"{metric}_low"], group[f"{metric}_high"], color=line.get_color(), alpha=0.15,
+                        lw=0)
+
+
+def plot_label_budget(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Axes | None = None
+                      ) -> tuple[Figure, Axes]:
+    """One data set's label-budget curves: mean ``metric`` over seeds against the labelled training images
+    (log scale), one line per strategy with its 95% seed interval shaded (rows of
+    :func:`medvision.evidence.seed_means` by ``per_class`` and ``strategy``)."""
+    fig, ax = _fig_ax(ax, (7, 4))
+    for strategy, group in means.groupby("strategy", sort=False):
+        group = group.sort_values("train_images")
+        _band(ax, group["train_images"], group, metric, str(strategy),
+              marker="s" if strategy == "logistic_regression" else "o")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images (log scale)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=8)
+    return fig, ax
+
+
+def plot_remedies(means: pd.DataFrame, metric: str = "test_balanced_accuracy", ax: Axes | None = None
+                  ) -> tuple[Figure, Axes]:
+    """One data set's imbalance remedies: mean ``metric`` over seeds with its 95% seed interval as an error
+    bar, one row per remedy (rows of :func:`medvision.evidence.seed_means` by ``remedy``)."""
+    fig, ax = _fig_ax(ax, (6, 0.45 * len(means) + 1.2))
+    y = np.arange(len(means))
+    low, high = means[f"{metric}_low"].to_numpy(), means[f"{metric}_high"].to_numpy()
+    mean = means[metric].to_numpy()
+    err = np.where(np.isfinite(low), np.vstack([mean - low, high - mean]), 0.0)
+    ax.errorbar(mean, y, xerr=err, fmt="o", capsize=3)
+    ax.set_yticks(y, means["remedy"])
+    ax.invert_yaxis()
+    ax.set_xlabel(metric.replace("_", " ") + " (mean, 95% interval over seeds)")
+    return fig, ax
+
+
+def plot_resolution(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Axes | None = None
+                    ) -> tuple[Figure, Axes]:
+    """Mean ``metric`` over seeds against the model's input size, one line per data set with its 95% seed
+    interval shaded, each point labelled with its seconds per training epoch (rows of
+    :func:`medvision.evidence.seed_means` by ``dataset`` and ``input_px``)."""
+    fig, ax = _fig_ax(ax, (7, 4))
+    for dataset, group in means.groupby("dataset", sort=False):
+        group = group.sort_values("input_px")
+        _band(ax, group["input_px"], group, metric, str(dataset))
+        for x, y, s in zip(group["input_px"], group[metric], group["seconds_per_epoch"], strict=True):
+            ax.annotate(f"{s:.0f} s/ep", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xticks(sorted(means["input_px"].unique()))
+    ax.set_xlabel("model input (px)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=8)
+    return fig, ax

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from medvision.atomic import write_text_atomic
-from medvision.errors import ConfigError, UserError
+from medvision.errors import ConfigError
 
 GENERATED = Path("book") / "generated"
 SYSTEMS = GENERATED / "systems"
@@ -104,13 +104,9 @@ def compute_overrides(overrides: dict) -> dict:
 
 def data_problem(plan: SystemPlan) -> str:
     """Why the system's data cannot be read here (empty when it can)."""
-    from medvision.data.config import load_samples
+    from medvision.data.config import data_problem as problem
 
-    try:
-        load_samples(plan.run_config().data)
-    except UserError as exc:
-        return str(exc)
-    return ""
+    return problem(plan.run_config().data)
 
 
 def run_system(name: str, plan: SystemPlan, profile_name: str, root: Path, out_root: Path) -> dict:
@@ -182,15 +178,16 @@ def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -
     return "\n".join(lines)
 
 
-def write_toc(root: Path, out_root: Path, runs_main_chapters: bool, systems: dict[str, dict]) -> Path:
-    """The table of contents of this build: the repository's ``_toc.yml`` without the results part when the
-    profile does not run those chapters, with each system's landing page (and the chapters that ran under it)
-    added to the Seed systems part."""
+def write_toc(root: Path, out_root: Path, ran: set[str], systems: dict[str, dict]) -> Path:
+    """The table of contents of this build: the repository's ``_toc.yml`` without the parts of executed
+    chapters the profile did not run (``ran``: the chapters it ran), with each system's landing page (and the
+    chapters that ran under it) added to the Seed systems part."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     parts = []
     for part in copy.deepcopy(toc["parts"]):
-        generated = [c for c in part["chapters"] if c["file"].startswith(GENERATED.as_posix())]
-        if generated and not runs_main_chapters:
+        generated = [c["file"].rsplit("/", 1)[-1] for c in part["chapters"]
+                     if c["file"].startswith(GENERATED.as_posix())]
+        if generated and not set(generated) & ran:
             continue
         if part.get("caption") == "Seed systems":
             for name, record in systems.items():

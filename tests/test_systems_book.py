@@ -77,18 +77,23 @@ def test_the_generated_toc_lists_what_ran(tmp_path):
     (tmp_path / "book" / "generated").mkdir(parents=True)
     records = {"ham10000": {"chapters": {"01_eda": 1.0, "02_training_strategies": 2.0}, "missing": ""},
                "kvasir": {"chapters": {}, "missing": "no data"}}
-    toc = yaml.safe_load(write_toc(REPO, tmp_path, False, records).read_text())
+    toc = yaml.safe_load(write_toc(REPO, tmp_path, set(), records).read_text())
     captions = [p["caption"] for p in toc["parts"]]
-    assert "Results" not in captions and "Seed systems" in captions
+    assert "Results" not in captions and "Evidence" not in captions and "Seed systems" in captions
     systems = next(p for p in toc["parts"] if p["caption"] == "Seed systems")["chapters"]
     assert systems[0] == {"file": "book/systems"}
     assert systems[1] == {"file": "book/generated/systems/ham10000", "sections": [
         {"file": "book/generated/systems/ham10000/01_eda"},
         {"file": "book/generated/systems/ham10000/02_training_strategies"}]}
     assert systems[2] == {"file": "book/generated/systems/kvasir"}
-    full = yaml.safe_load(write_toc(REPO, tmp_path, True, {}).read_text())
+    every = {c["file"].rsplit("/", 1)[-1] for p in yaml.safe_load((REPO / "_toc.yml").read_text())["parts"]
+             for c in p["chapters"]}
+    full = yaml.safe_load(write_toc(REPO, tmp_path, every, {}).read_text())
     assert [p["caption"] for p in full["parts"]] == [p["caption"] for p in yaml.safe_load(
         (REPO / "_toc.yml").read_text())["parts"]]
+    results_only = yaml.safe_load(write_toc(REPO, tmp_path, {"01_eda"}, {}).read_text())
+    assert "Results" in [p["caption"] for p in results_only["parts"]]
+    assert "Evidence" not in [p["caption"] for p in results_only["parts"]]
     assert "systems" in PROFILES
 
 

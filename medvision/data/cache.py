@@ -112,6 +112,16 @@ class TensorCache:
             return self.array[pos[0]:pos[-1] + 1], self.table.labels[pos]
         return self.array[pos], self.table.labels[pos]
 
+    def subset(self, rows: np.ndarray) -> TensorCache:
+        """The cache of the table's rows at positions ``rows`` (a label budget, a subsample), in memory; the
+        decoded images are not decoded again."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):
+            return self
+        return TensorCache(table=self.table.with_frame(self.table.frame.iloc[rows]),
+                           array=np.ascontiguousarray(self.array[rows]), size=self.size, path=self.path,
+                           skipped=self.skipped)
+
 
 def cache_key(table: SampleTable, size: int, resize: ResizeMode, fingerprint: str | None = None) -> str:
     """Key of a cache entry: data fingerprint + size + preprocessing + cache format version."""

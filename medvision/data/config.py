@@ -125,6 +125,18 @@ def load_data(cfg: DataConfig) -> SampleTable:
     return _split_by_clusters(table, cfg)
 
 
+def data_problem(cfg: DataConfig) -> str:
+    """Why ``cfg``'s data cannot be read here, as the error says it (empty when it can): a book page says so
+    instead of failing."""
+    from medvision.errors import UserError
+
+    try:
+        load_samples(cfg)
+    except UserError as exc:
+        return str(exc)
+    return ""
+
+
 def load_samples(cfg: DataConfig) -> SampleTable:
     """The samples and classes a :class:`DataConfig` describes, with their official split if any, before any
     split is made (an external validation scores all of them)."""

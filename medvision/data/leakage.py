@@ -32,11 +32,17 @@ def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False,
     files and array bytes), so a data split, its run's audit and the EDA chapter hash the images once. With
     ``on_error="skip"`` an unreadable image gets a hash of its own (it duplicates nothing).
     """
+    ids = table.frame["sample_id"].astype(str).tolist()
+    files = _file_keys(table, hash_size)
+    if files and all(f in _KNOWN_HASHES for f in files):  # files hashed before in this process (a label budget)
+        return [_KNOWN_HASHES[f][0] for f in files], np.array([_KNOWN_HASHES[f][1] for f in files], dtype=np.uint64)
     path = tensor_cache_dir(cache_dir) / f"hashes-{table.name}-{table.fingerprint()}-{hash_size}-v{HASH_VERSION}.npz"
     if path.is_file():
         saved = np.load(path, allow_pickle=False)
         if len(saved["phash"]) == len(table):
-            return [c.decode() for c in saved["content"]], saved["phash"]
+            content = [c.decode() for c in saved["content"]]
+            _remember(files, content, saved["phash"])
+            return content, saved["phash"]
 
     def one(i: int) -> tuple[str, int]:
         px = load_pixels(table, i)
@@ -46,14 +52,37 @@ def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False,
 
     bar = partial(tqdm, total=len(table), desc="hashing", disable=not progress, leave=False)
     results, _ = map_images(one, list(range(len(table))), on_error=on_error, progress=bar)
-    ids = table.frame["sample_id"].astype(str).tolist()
     content = [r[0] if r is not None else f"unreadable:{sid}" for r, sid in zip(results, ids, strict=True)]
     rng = np.random.default_rng(0)  # unreadable images: random hashes, near nothing else
     phash = np.array([r[1] if r is not None else int(rng.integers(0, 2**63)) for r in results], dtype=np.uint64)
     if content:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, content=np.array([c.encode() for c in content]), phash=phash)
+    _remember(files, content, phash)
     return content, phash
+
+
+#: Hashes of image files seen in this process, by (path, size, mtime, hash size).
+_KNOWN_HASHES: dict[tuple, tuple[str, int]] = {}
+
+
+def _file_keys(table: SampleTable, hash_size: int) -> list[tuple]:
+    """One key per row of a file-backed table (empty for arrays, which hash fast, or when a file is missing)."""
+    if table.is_array:
+        return []
+    keys = []
+    for path in table.absolute_paths():
+        try:
+            st = path.stat()
+        except OSError:
+            return []
+        keys.append((str(path), st.st_size, st.st_mtime_ns, hash_size))
+    return keys
+
+
+def _remember(files: list[tuple], content: list[str], phash: np.ndarray) -> None:
+    if files and len(files) == len(content):
+        _KNOWN_HASHES.update(zip(files, zip(content, phash.tolist(), strict=True), strict=True))
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:

@@ -151,15 +151,39 @@ def apply_manifest(table: SampleTable, path: str | os.PathLike[str]) -> SampleTa
     return table.with_frame(frame)
 
 
+def per_class_rows(table: SampleTable, n: int, split: str = "train", seed: int = 0) -> np.ndarray:
+    """Row positions that keep at most ``n`` randomly drawn images of each class in ``split`` (a label budget:
+    a class with fewer keeps all of its images) and every row of the other splits, in table order.
+    ``n <= 0`` keeps everything. The draw for a larger budget is not a superset of a smaller one's: each
+    budget is its own sample, as a user with that many labels would have."""
+    if n <= 0:
+        return np.arange(len(table))
+    frame = table.frame
+    mask = (frame["split"] == split).to_numpy()
+    if not mask.any():
+        raise DataError(f"{table.name!r} has no {split!r} split to draw a label budget from")
+    rng = np.random.default_rng(seed)
+    keep = [np.flatnonzero(~mask)]
+    for label in np.unique(table.labels[mask]):
+        pos = np.flatnonzero(mask & (table.labels == label))
+        keep.append(pos if len(pos) <= n else rng.choice(pos, size=n, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
 def stratified_subsample(table: SampleTable, n: int, split: str = "train", seed: int = 0) -> SampleTable:
     """Keep at most ``n`` rows of ``split`` (class proportions kept); other splits are untouched.
 
     Used by the smoke profile to train on a few hundred images.
     """
+    rows = stratified_rows(table, n, split, seed)
+    return table if len(rows) == len(table) else table.with_frame(table.frame.iloc[rows])
+
+
+def stratified_rows(table: SampleTable, n: int, split: str = "train", seed: int = 0) -> np.ndarray:
+    """The row positions :func:`stratified_subsample` keeps, in table order."""
     mask = (table.frame["split"] == split).to_numpy()
     pos = np.flatnonzero(mask)
     if n <= 0 or len(pos) <= n:
-        return table
+        return np.arange(len(table))
     keep, _ = train_test_split(pos, train_size=n, random_state=seed, stratify=table.labels[pos])
-    rows = np.sort(np.concatenate([np.flatnonzero(~mask), keep]))
-    return table.with_frame(table.frame.iloc[rows])
+    return np.sort(np.concatenate([np.flatnonzero(~mask), keep]))

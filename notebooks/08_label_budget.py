@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # How many labels do I need?
+#
+# A small medical data set raises the first practical question: with *n* labelled images per class, which
+# way of adapting an ImageNet backbone works best — train the new head alone, the last blocks with it, or
+# everything? Each strategy here is trained on stratified label budgets of the training split (a fresh draw
+# per seed, so the spread over seeds includes which images were labelled), selected on the **whole**
+# validation split and scored once on the whole test split. Small budgets train for at least a fixed number
+# of optimizer steps, so a 20-image run is not judged after a single step. Chapter 05's logistic regression
+# on frozen features is fitted on the same images. The sentences under the figure are computed from the
+# runs: they name the winner at each budget and the crossover where fine-tuning overtakes head-only.
+
+# %% tags=["install", "nbval-skip", "remove-cell"]
+# Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+config: str = "breastmnist"  # the data set swept when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = []  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
+overrides: dict = {"experiment": {"image_size": 32, "augment": "flip"}, "train": {"epochs": 1}, "strategies": ["head_only", "full"]}  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every budget
+per_dataset: dict = {}  # more overrides per data set, same schema
+per_class: list = [5, 20]  # label budgets: training images per class (0: the whole training split)
+seeds: list = [0]  # seeds per budget x strategy (each draws its own labelled images)
+min_steps: int = 2  # small budgets train for at least this many optimizer steps
+max_epochs: int = 0  # cap on those epochs (0: none)
+features_baseline: bool = True  # also fit logistic regression on frozen backbone features
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/label_budget)
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from medvision import book, evidence, experiment, plots, sweeps
+
+root = book.runs_dir(profile, "label_budget", runs_dir)
+with experiment.collect_leakage() as leaks:
+    result = sweeps.sweep_datasets(
+        datasets or [config], overrides, per_dataset, root=root,
+        make_sweep=lambda cfg: sweeps.Sweep("per_class", sweeps.label_budgets(per_class), seeds=tuple(seeds),
+                                            min_steps=min_steps,
+                                            max_epochs=max_epochs, features_baseline=features_baseline))
+display(book.run_banner(profile, **result.banner_facts(), seeds=seeds,
+                        budgets=per_class, **{"min steps": min_steps}))
+display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
+metrics = ["test_macro_f1", "test_auroc", "val_macro_f1"]
+means = evidence.seed_means(result.rows, ["dataset", "per_class", "strategy"], metrics)
+
+# %% [markdown]
+# ## Label-budget curves
+#
+# Mean test macro-F1 and AUROC over seeds against the number of labelled training images, with the 95%
+# t-interval over seeds shaded (one seed: no band).
+
+# %% tags=["hide-input"]
+for dataset, group in means.groupby("dataset", sort=False):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for ax, metric in zip(axes, ("test_macro_f1", "test_auroc"), strict=True):
+        plots.plot_label_budget(group, metric, ax=ax)
+    fig.suptitle(dataset)
+    plt.show()
+
+# %% [markdown]
+# ## What the curves say
+
+# %% tags=["hide-input"]
+display(Markdown(evidence.describe_label_budget(means, "test_macro_f1")))
+
+# %% [markdown]
+# ## The numbers
+
+# %%
+means.round(3)

@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (medvision)
+#     language: python
+#     name: medvision
+# ---
+
+# %% [markdown]
+# # What does input resolution buy?
+#
+# The same strategy, budget and seeds at several model input sizes. MedMNIST's 28 px files are upsampled on
+# the fly; larger source images (HAM10000's 200x150 dermoscopy) are decoded at each size. The seconds per
+# training epoch stand beside the scores: the *knee* is the smallest input whose mean score reaches the lower
+# end of the best size's 95% seed interval, past which a larger input costs time and buys nothing beyond
+# seed noise.
+
+# %% tags=["install", "nbval-skip", "remove-cell"]
+# Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).
+import importlib.util, pathlib, subprocess, sys  # noqa: E401, I001
+REPOSITORY = ""  # [project.urls] Repository of pyproject.toml (written by `make sync`)
+if importlib.util.find_spec("medvision") is None:
+    here = pathlib.Path.cwd().resolve()
+    clone = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "medvision" / "__init__.py").is_file()), None)
+    if clone is None and not REPOSITORY:
+        raise RuntimeError("medvision is not installed and this notebook is not inside a medvision clone: clone the repository, then open the chapter from its notebooks/ folder (README: Opening a chapter)")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+config: str = "breastmnist"  # the data set when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = []  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
+overrides: dict = {"experiment": {"augment": "flip"}, "train": {"epochs": 1}, "strategies": ["full"]}  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every size
+per_dataset: dict = {}  # more overrides per data set, same schema
+sizes: list = [32, 48]  # model input sizes (px)
+seeds: list = [0]  # seeds per size x strategy
+max_train_samples: int = 200  # training images per seed, stratified (0: all)
+runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/resolution)
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from medvision import book, evidence, experiment, plots, sweeps
+
+root = book.runs_dir(profile, "resolution", runs_dir)
+with experiment.collect_leakage() as leaks:
+    result = sweeps.sweep_datasets(
+        datasets or [config], overrides, per_dataset, root=root,
+        make_sweep=lambda cfg: sweeps.Sweep(
+            "input_px", sweeps.resolutions(sizes, decode_at_size=cfg.data.source != "medmnist",
+                                           max_train_samples=max_train_samples),
+            seeds=tuple(seeds)))
+display(book.run_banner(profile, **result.banner_facts(), sizes=sizes, seeds=seeds,
+                        **{"training images": max_train_samples or "all"}))
+display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
+metrics = ["test_macro_f1", "test_auroc"]
+means = evidence.seed_means(result.rows, ["dataset", "input_px", "strategy"], metrics)
+
+# %% [markdown]
+# ## Score and cost against input size
+
+# %% tags=["hide-input"]
+for strategy, group in means.groupby("strategy", sort=False):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for ax, metric in zip(axes, metrics, strict=True):
+        plots.plot_resolution(group, metric, ax=ax)
+    fig.suptitle(f"strategy: {strategy}")
+    plt.show()
+
+# %% [markdown]
+# ## What the runs say
+
+# %% tags=["hide-input"]
+for strategy, group in means.groupby("strategy", sort=False):
+    display(Markdown(f"**{strategy}.** " + evidence.describe_resolution(group, "test_macro_f1")))
+
+# %% [markdown]
+# ## The numbers
+
+# %%
+means.round(3)
