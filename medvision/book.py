@@ -75,6 +75,8 @@ def load_profile(name: str, root: Path) -> dict:
     notebooks = profile["notebooks"]
     if not isinstance(notebooks, dict) or not (notebooks or profile.get("systems")):
         raise ConfigError(f"{path} must map 'notebooks' to {{notebook name: parameters}} (or list 'systems')")
+    for key in [k for k in profile if str(k).startswith("x-")]:  # blocks held for YAML anchors only
+        del profile[key]
     unknown = sorted(set(profile) - {"description", "config", "notebooks", "systems", *OVERRIDE_SECTIONS})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; a profile has description, config, notebooks, "
@@ -289,6 +291,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "04_calibration": ("02_training_strategies",),
     "05_feature_baselines": ("02_training_strategies",),
     "07_performance": ("*",),
+    "10_resolution": ("*",),  # its seconds per epoch are measured alone
 }
 
 

@@ -2,8 +2,10 @@
 
 Every function here reads the rows :func:`medvision.sweeps.run_sweep` returns (one per run) and turns them into
 means over seeds with 95% t-intervals (:func:`medvision.benchmark.seed_interval`) and into sentences computed
-from those numbers: the prose of a chapter can only say what its runs show. Strategies and remedies are compared
-on the test split, each run having been selected on validation; post-hoc corrections are fitted on validation.
+from those numbers: the prose of a chapter can only say what its runs show. Each run's checkpoint is chosen on
+validation; the strategy called best at a label budget (and the fine-tuning strategy set against head-only) is
+chosen by mean validation score, and its test score is reported; the imbalance remedies are designed arms,
+reported side by side on test, none selected for later use; post-hoc corrections are fitted on validation.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ def seed_means(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
     """Per group of ``by``: the mean of each metric over seeds with its 95% t-interval (``<metric>_low``,
     ``<metric>_high``, clipped to ``bounds_of_scores``; NaN with one seed), the number of seeds, and the mean training images and seconds per
     epoch where the rows have them."""
+    if rows.empty or not set(by) <= set(rows):  # no data set ran
+        return pd.DataFrame(columns=[*by, "seeds", *(f"{m}{e}" for m in metrics for e in ("", "_low", "_high"))])
     groups = rows.groupby(list(by), sort=False)
     extras = [c for c in ("train_images", "seconds_per_epoch", "epochs") if c in rows]
     out = groups[extras].mean() if extras else pd.DataFrame(index=groups.size().index)
     out["seeds"] = groups.size()
     for m in metrics:
-        mean, sd = groups[m].mean(), groups[m].std(ddof=1)
-        bounds = [seed_interval(mu, s, int(n)) for mu, s, n in zip(mean, sd, out["seeds"], strict=True)]
+        mean, sd, n = groups[m].mean(), groups[m].std(ddof=1), groups[m].count()  # count: seeds with a value
+        bounds = [seed_interval(mu, s, int(k)) for mu, s, k in zip(mean, sd, n, strict=True)]
         out[m] = mean
         out[f"{m}_low"] = np.clip([b[0] for b in bounds], *bounds_of_scores)  # scores lie in [0, 1]
         out[f"{m}_high"] = np.clip([b[1] for b in bounds], *bounds_of_scores)
@@ -49,11 +53,13 @@ def _interval(row: pd.Series, metric: str) -> str:
 
 
 def _separation(a: pd.Series, b: pd.Series, metric: str) -> str:
-    """Whether ``a``'s seed interval lies wholly above ``b``'s mean (beyond seed noise)."""
+    """Whether ``a``'s 95% seed interval lies wholly above ``b``'s mean, in words."""
     low = a[f"{metric}_low"]
     if not np.isfinite(low):
-        return "with one seed, no claim beyond noise"
-    return "beyond seed noise" if low > b[metric] else "within seed noise"
+        return "one seed: no interval to tell it from noise"
+    n = int(a["seeds"])
+    return (f"its 95% interval over {n} seeds lies above" if low > b[metric]
+            else f"within its 95% interval over {n} seeds: not told apart from noise")
 
 
 # ------------------------------------------------------------------------------------------- label budgets
@@ -70,18 +76,31 @@ def is_fine_tuning(strategy: str) -> bool:
     return strategy.partition(":")[0] in FINE_TUNING
 
 
+def _val(metric: str) -> str:
+    return "val_" + metric.removeprefix("test_")
+
+
+def chosen_fine_tuning(group: pd.DataFrame, metric: str) -> pd.Series | None:
+    """At one budget, the strategy that trains backbone weights with the best mean *validation* score (the
+    test split chooses nothing); ``None`` when none ran."""
+    tuned = group[group["strategy"].map(is_fine_tuning)]
+    if tuned.empty:
+        return None
+    return tuned.loc[tuned[_val(metric) if _val(metric) in tuned else metric].idxmax()]
+
+
 def crossover(means: pd.DataFrame, metric: str, baseline: str = "head_only") -> tuple[str, int | None]:
-    """Where fine-tuning (the best of the strategies that train backbone weights, by mean ``metric``) overtakes
-    ``baseline`` on one data set's label-budget means: ``("crossover", b)`` — behind below budget ``b``, ahead
-    at ``b`` and at every larger budget —, ``("always", smallest)`` or ``("never", None)`` (not ahead at the
-    largest budget)."""
+    """Where fine-tuning overtakes ``baseline`` on one data set's label-budget means: at each budget the
+    fine-tuning strategy with the best mean validation score (:func:`chosen_fine_tuning`) is compared with
+    ``baseline`` on mean test ``metric``. ``("crossover", b)`` — behind below budget ``b``, ahead at ``b`` and at
+    every larger budget —, ``("always", smallest)`` or ``("never", None)`` (not ahead at the largest budget)."""
     ahead = {}
     for budget, group in means.groupby("per_class"):
-        tuned = group[group["strategy"].map(is_fine_tuning)]
+        tuned = chosen_fine_tuning(group, metric)
         base = group[group["strategy"] == baseline]
-        if tuned.empty or base.empty:
+        if tuned is None or base.empty:
             continue
-        ahead[int(budget)] = bool(tuned[metric].max() > base[metric].iloc[0])
+        ahead[int(budget)] = bool(tuned[metric] > base[metric].iloc[0])
     budgets = sorted(ahead, key=budget_key)
     if not budgets or not ahead[budgets[-1]]:
         return "never", None
@@ -92,8 +111,10 @@ def crossover(means: pd.DataFrame, metric: str, baseline: str = "head_only") -> 
 
 
 def winners(means: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One data set's best strategy at each budget, by mean ``metric`` (ordered by budget)."""
-    best = means.loc[means.groupby("per_class")[metric].idxmax()]
+    """One data set's best strategy at each budget by mean validation score (the ``val_`` twin of ``metric``
+    where the means have it), ordered by budget; its test ``metric`` is what the chapter reports."""
+    chooser = _val(metric) if _val(metric) in means else metric
+    best = means.loc[means.groupby("per_class")[chooser].idxmax()]
     return best.iloc[np.argsort([budget_key(b) for b in best["per_class"]])]
 
 
@@ -106,7 +127,8 @@ def describe_label_budget(means: pd.DataFrame, metric: str = "test_macro_f1", ba
         best = winners(group, metric)
         listed = "; ".join(f"{budget_label(int(r.per_class))} (about {r.train_images:.0f} labelled images): "
                            f"**{r.strategy}** {_interval(r, metric)}" for _, r in best.iterrows())
-        text = f"On **{dataset}**, the best strategy by mean test {label} over seeds is — {listed}."
+        text = (f"On **{dataset}**, the strategy with the best mean validation {label} at each budget, with its "
+                f"mean test {label} (95% interval over seeds): {listed}.")
         changes = [(prev, cur) for prev, cur in zip(best.itertuples(), best.iloc[1:].itertuples(), strict=False)
                    if prev.strategy != cur.strategy]
         if changes:
@@ -115,21 +137,22 @@ def describe_label_budget(means: pd.DataFrame, metric: str = "test_macro_f1", ba
         else:
             text += " The same strategy wins at every budget."
         kind, at = crossover(group, metric, baseline)
+        said = ("Fine-tuning (at each budget, the fine-tuning strategy best on validation) ")
         if kind == "never":
-            text += f" Fine-tuning does not overtake {baseline} for good: at the largest budget {baseline} is ahead."
+            text += f" {said}does not overtake {baseline} for good: at the largest budget it is not ahead on mean test {label}."
         elif kind == "always":
-            text += f" Fine-tuning is ahead of {baseline} at every budget, from {budget_label(at)} on: no crossover."
+            text += f" {said}is ahead of {baseline} on mean test {label} at every budget: no crossover."
         else:
-            text += (f" Fine-tuning overtakes {baseline} at **{budget_label(at)}** and stays ahead at every larger "
-                     "budget (the crossover).")
-        largest = group[group["per_class"].map(budget_key) == max(group["per_class"].map(budget_key))]
-        tuned = largest[largest["strategy"].map(is_fine_tuning)]
-        base = largest[largest["strategy"] == baseline]
-        if not tuned.empty and not base.empty:
-            top = tuned.loc[tuned[metric].idxmax()]
-            text += (f" At {budget_label(int(top.per_class))}, {top.strategy} scores {_interval(top, metric)} "
-                     f"against {baseline}'s {_interval(base.iloc[0], metric)}, "
-                     f"{_separation(top, base.iloc[0], metric) if top[metric] > base.iloc[0][metric] else 'not ahead'}.")
+            text += (f" {said}overtakes {baseline} on mean test {label} at **{budget_label(at)}** and stays ahead at "
+                     "every larger budget (the crossover).")
+        for budget in dict.fromkeys(b for b in (at, max(group["per_class"], key=budget_key)) if b is not None):
+            here = group[group["per_class"] == budget]
+            top, base = chosen_fine_tuning(here, metric), here[here["strategy"] == baseline]
+            if top is not None and not base.empty:
+                base = base.iloc[0]
+                text += (f" At {budget_label(int(budget))}, {top.strategy} scores {_interval(top, metric)} against "
+                         f"{baseline}'s {_interval(base, metric)}"
+                         f"{' (' + _separation(top, base, metric) + ')' if top[metric] > base[metric] else ''}.")
         feats = group[group["strategy"] == FEATURES_BASELINE]
         heads = group[group["strategy"] == baseline]
         if not feats.empty and not heads.empty:
@@ -218,7 +241,8 @@ def describe_remedies(means: pd.DataFrame, metric: str = "test_balanced_accuracy
         if base is not None and best != baseline:
             text += (f", against plain {baseline}'s {_interval(base, metric)} ({_separation(b, base, metric)}). "
                      f"Its ECE is {b['test_ece']:.3f} against {base['test_ece']:.3f}")
-            recalls = [c for c in group.columns if c.startswith("recall_") and not c.endswith(("_low", "_high"))]
+            recalls = [c for c in group.columns if c.startswith("recall_") and not c.endswith(("_low", "_high"))
+                       and group[c].notna().all()]  # each data set's own rare classes
             if recalls:
                 text += "; rare-class recall " + ", ".join(
                     f"{c.removeprefix('recall_')} {b[c]:.2f} against {base[c]:.2f}" for c in recalls)
@@ -252,9 +276,11 @@ def describe_resolution(means: pd.DataFrame, metric: str = "test_macro_f1") -> s
         best = group.loc[group[metric].idxmax()]
         at = knee(group, metric)
         k = group[group["input_px"] == at].iloc[0]
+        reach = ("within the best size's 95% seed interval" if np.isfinite(best[f"{metric}_low"])
+                 else "the best size's score (one seed: no interval)")
         text = (f"On **{dataset}**, mean test {label} is {_interval(smallest, metric)} at {smallest.input_px:.0f} px "
                 f"and {_interval(best, metric)} at its best size, {best.input_px:.0f} px. The knee is at "
-                f"**{at} px**: it scores {k[metric]:.3f}, within the best size's seed interval")
+                f"**{at} px**: it scores {k[metric]:.3f}, {reach}")
         if at < largest.input_px:
             text += (f", while an epoch at {largest.input_px:.0f} px takes {largest.seconds_per_epoch:.1f} s against "
                      f"{k.seconds_per_epoch:.1f} s at {at} px "

@@ -21,7 +21,7 @@ import pandas as pd
 
 from medvision.atomic import write_json_atomic
 from medvision.data.cache import TensorCache
-from medvision.errors import ConfigError
+from medvision.errors import ConfigError, RunConfigMismatchError
 from medvision.run_config import RunConfig
 
 #: Row columns besides the metrics.
@@ -138,12 +138,12 @@ def data_problem(config: RunConfig) -> str:
 
 
 def epochs_for(train_images: int, batch_size: int, epochs: int, min_steps: int, max_epochs: int = 0) -> int:
-    """``epochs``, raised so that ``train_images`` make at least ``min_steps`` batches, capped by ``max_epochs``."""
+    """``epochs``, raised so that ``train_images`` make at least ``min_steps`` batches; the raise is capped by
+    ``max_epochs`` (a configuration's own epochs are never cut)."""
     if min_steps <= 0 or train_images <= 0:
         return epochs
     needed = math.ceil(min_steps / math.ceil(train_images / batch_size))
-    out = max(epochs, needed)
-    return min(out, max_epochs) if max_epochs else out
+    return max(epochs, min(needed, max_epochs) if max_epochs else needed)
 
 
 def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -178,15 +178,35 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
             out = root / cfg.label / point.name / f"seed{seed}"
             facts = {"dataset": cfg.label, sweep.factor: point.value, "seed": seed, "train_images": n_train,
                      "epochs": epochs}
+            drawn = {sweep.factor: point.value, "train_images": training_ids_digest(sub)}
             for spec in sweep.strategies or seeded.strategies:
-                s = run_strategy(sub, spec, strategy_config(spec, seeded), out,
-                                 extra_config={"sweep": {sweep.factor: point.value}})
+                _check_phases(spec, seeded)
+                s = run_strategy(sub, spec, strategy_config(spec, seeded), out, extra_config={"sweep": drawn})
                 rows.append({**facts, "strategy": spec, "seconds_per_epoch": s["seconds_per_epoch"],
                              "run_dir": str(out / s["run"]), **_prefixed(s["val"], s["test"])})
             if sweep.features_baseline:
                 rows.append({**facts, "strategy": FEATURES_BASELINE, "seconds_per_epoch": float("nan"),
                              "run_dir": "", **features_baseline(cache, sub, seeded, out)})
     return pd.DataFrame(rows)
+
+
+def training_ids_digest(cache: TensorCache) -> str:
+    """A digest of which images a run trains on (saved with its configuration, so a folder holding a run on
+    another draw of the same budget is refused rather than reused)."""
+    import hashlib
+
+    frame = cache.table.frame
+    ids = sorted(frame.loc[frame["split"] == "train", "sample_id"].astype(str))
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def _check_phases(spec: str, config: RunConfig) -> None:
+    """A two-phase run whose first phase fills every epoch never trains the backbone: refuse it."""
+    strategy = config.strategy_for(spec)
+    if strategy.name == "two_phase" and strategy.phase1_epochs >= config.train.epochs:
+        raise ConfigError(f"{config.label}: two_phase with strategy.phase1_epochs={strategy.phase1_epochs} and "
+                          f"{config.train.epochs} epoch(s) would train the head only; lower phase1_epochs or raise "
+                          "train.epochs")
 
 
 def _prefixed(val: Mapping[str, float], test: Mapping[str, float]) -> dict[str, float]:
@@ -201,8 +221,13 @@ def features_baseline(cache: TensorCache, sub: TensorCache, config: RunConfig, o
     from medvision.experiment import build_model, make_loaders
 
     saved = out / f"{FEATURES_BASELINE}.json"
+    drawn = training_ids_digest(sub)
     if saved.is_file():
-        return json.loads(saved.read_text())
+        previous = json.loads(saved.read_text())
+        if previous.get("train_images_digest") == drawn:
+            return {k: v for k, v in previous.items() if k != "train_images_digest"}
+        raise RunConfigMismatchError(f"{saved} was fitted on another draw of training images; delete it or "
+                                     "choose another run directory")
     model, exp, _ = build_model(config.experiment, cache.table.num_classes)
     key = f"{cache.path}|{exp.backbone}|{model.weights_source}|{exp.image_size}|{len(cache)}"
     features = cached_features(model.eval(), make_loaders(cache, model, exp), out.parent.parent / "features", key)
@@ -211,7 +236,7 @@ def features_baseline(cache: TensorCache, sub: TensorCache, config: RunConfig, o
     table = fit_feature_baselines(chosen, cache.table.num_classes, classifiers=(FEATURES_BASELINE,),
                                   seed=config.train.seed)
     row = {k: float(v) for k, v in table.loc[FEATURES_BASELINE].items() if k != "chosen_on_val"}
-    write_json_atomic(saved, row)
+    write_json_atomic(saved, {**row, "train_images_digest": drawn})
     return row
 
 

@@ -16,13 +16,13 @@
 # %% [markdown]
 # # Which remedy for class imbalance?
 #
-# Medical data sets are rarely balanced (HAM10000: 67 % of the images are naevi). Five remedies are trained
+# Medical data sets are rarely balanced (the EDA chapter counts each class). Five remedies are trained
 # with the same backbone, strategy and budget as plain cross-entropy — class-weighted cross-entropy, focal
 # loss, a class-balanced sampler and label smoothing — and a sixth costs no training: **post-hoc logit
 # adjustment** (Menon et al. 2021) subtracts `tau * log(training prior)` from the cross-entropy run's logits,
 # with `tau` chosen on the validation split. Each run is selected on validation and scored once on test:
 # balanced accuracy and macro-F1, the recall of the rarest classes, and the expected calibration error of the
-# probabilities as trained, since several remedies buy recall with calibration.
+# probabilities as trained, since a remedy may buy recall with calibration.
 
 # %% tags=["install", "nbval-skip", "remove-cell"]
 # Colab or a fresh Jupyter: install medvision if it is missing (a no-op where it is installed; skipped by the book runner and nbval).

@@ -17,7 +17,8 @@
 # # What does input resolution buy?
 #
 # The same strategy, budget and seeds at several model input sizes. MedMNIST's 28 px files are upsampled on
-# the fly; larger source images (HAM10000's 200x150 dermoscopy) are decoded at each size. The seconds per
+# the fly (above 28 px they add no detail, only more pixels for the backbone); larger source images (the
+# HAM10000 dermoscopy files) are decoded at each size. The seconds per
 # training epoch stand beside the scores: the *knee* is the smallest input whose mean score reaches the lower
 # end of the best size's 95% seed interval, past which a larger input costs time and buys nothing beyond
 # seed noise.

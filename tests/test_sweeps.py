@@ -52,6 +52,14 @@ def test_epochs_for_small_budgets():
     assert sweeps.epochs_for(20, 64, 3, min_steps=30, max_epochs=12) == 12
     assert sweeps.epochs_for(5000, 64, 3, min_steps=30) == 3
     assert sweeps.epochs_for(20, 64, 3, min_steps=0) == 3
+    assert sweeps.epochs_for(5000, 64, 30, min_steps=30, max_epochs=10) == 30  # the config's epochs are kept
+
+
+def test_a_two_phase_run_that_never_unfreezes_is_refused(tmp_path):
+    config = RunConfig.load("breastmnist", [TINY, {"strategy": {"phase1_epochs": 3}}])
+    with pytest.raises(ConfigError, match="would train the head only"):
+        sweeps.run_sweep(config, sweeps.Sweep("per_class", sweeps.label_budgets([4]), seeds=(0,),
+                                              strategies=("two_phase",)), tmp_path)
 
 
 def test_sweep_points_and_bad_settings():
@@ -72,7 +80,7 @@ def test_sweep_points_and_bad_settings():
 
 
 @pytest.mark.slow
-def test_label_budget_sweep_trains_reuses_and_refuses_mixed_settings(tmp_path):
+def test_label_budget_sweep_trains_reuses_and_refuses_mixed_settings(tmp_path, monkeypatch):
     config = RunConfig.load("breastmnist", [TINY, {"strategies": ["head_only", "full"]}])
     sweep = sweeps.Sweep("per_class", sweeps.label_budgets([4, 12]), seeds=(0, 1), min_steps=3,
                          features_baseline=True)
@@ -91,9 +99,21 @@ def test_label_budget_sweep_trains_reuses_and_refuses_mixed_settings(tmp_path):
     pd.testing.assert_frame_equal(again, rows)
     with pytest.raises(RunConfigMismatchError, match="different configuration"):
         sweeps.run_sweep(config.override({"strategy": {"lr": 3e-3}}), sweep, tmp_path)
-    means = evidence.seed_means(rows, ["dataset", "per_class", "strategy"], ["test_macro_f1"])
+    other_draw = sweeps.Sweep("per_class", (sweeps.SweepPoint("n4", 4, per_class=4),), seeds=(0,),
+                              strategies=("full",))
+    monkeypatch.setattr(sweeps.SweepPoint, "rows", lambda self, table, seed: per_class_rows(table, 4, seed=seed + 7))
+    with pytest.raises(RunConfigMismatchError, match="different configuration"):  # same budget, other images
+        sweeps.run_sweep(config, other_draw, tmp_path)
+    monkeypatch.undo()
+    cache = build_tensor_cache(load_data(config.data), 28, progress=False)
+    with pytest.raises(RunConfigMismatchError, match="another draw"):
+        sweeps.features_baseline(cache, cache.subset(per_class_rows(cache.table, 4, seed=7)),
+                                 config.override({"train": {"seed": 0}}), tmp_path / "breastmnist" / "n4" / "seed0")
+    for d in rows.loc[rows["strategy"] == "full", "run_dir"]:  # what each run trained on is recorded
+        assert "train_images:" in (tmp_path / d / "config.yaml").read_text()
+    means = evidence.seed_means(rows, ["dataset", "per_class", "strategy"], ["test_macro_f1", "val_macro_f1"])
     assert set(means["seeds"]) == {2}
-    assert "best strategy by mean test macro f1" in evidence.describe_label_budget(means)
+    assert "best mean validation macro f1 at each budget" in evidence.describe_label_budget(means)
 
 
 @pytest.mark.slow

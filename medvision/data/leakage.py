@@ -62,14 +62,19 @@ def image_hashes(table: SampleTable, hash_size: int = 8, progress: bool = False,
     return content, phash
 
 
-#: Hashes of image files seen in this process, by (path, size, mtime, hash size).
+#: Hashes of images seen in this process, by :func:`_file_keys`.
 _KNOWN_HASHES: dict[tuple, tuple[str, int]] = {}
 
 
 def _file_keys(table: SampleTable, hash_size: int) -> list[tuple]:
-    """One key per row of a file-backed table (empty for arrays, which hash fast, or when a file is missing)."""
+    """One key per row naming its pixels: a file's path, size and mtime, or a MedMNIST array's md5 and index
+    (empty for arrays of unknown origin, or when a file is missing)."""
     if table.is_array:
-        return []
+        md5 = table.provenance.get("md5", "")
+        if not md5 or table.images is None:
+            return []
+        shape = tuple(table.images.shape)
+        return [(md5, shape, int(i), hash_size) for i in table.frame["index"]]
     keys = []
     for path in table.absolute_paths():
         try:
@@ -81,8 +86,10 @@ def _file_keys(table: SampleTable, hash_size: int) -> list[tuple]:
 
 
 def _remember(files: list[tuple], content: list[str], phash: np.ndarray) -> None:
+    """Keep the hashes of the rows that were read (an unreadable file is read again next time)."""
     if files and len(files) == len(content):
-        _KNOWN_HASHES.update(zip(files, zip(content, phash.tolist(), strict=True), strict=True))
+        _KNOWN_HASHES.update((f, (c, p)) for f, c, p in zip(files, content, phash.tolist(), strict=True)
+                             if not c.startswith("unreadable:"))
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
