@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 
 from medvision.atomic import write_json_atomic
 from medvision.data.cache import TensorCache
-from medvision.errors import ConfigError, RunConfigMismatchError
+from medvision.errors import ConfigError, LeakageWarning, RunConfigMismatchError
 from medvision.run_config import RunConfig
 
 #: Row columns besides the metrics.
@@ -155,7 +156,7 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
     """
     from medvision.benchmark import strategy_config
     from medvision.data import build_tensor_cache, load_data
-    from medvision.data.leakage import audit_of
+    from medvision.data.leakage import audit_of, describe_audit
     from medvision.experiment import run_strategy
 
     root = Path(root)
@@ -167,7 +168,11 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
         if key not in caches:
             caches[key] = build_tensor_cache(load_data(cfg.data), cfg.data.size, resize=cfg.data.resize,
                                              progress=False)
-            audit_of(caches[key].table, cfg.data.near_distance)  # hash every image once; budgets reuse them
+            # Hash every image once (the draws reuse the hashes) and warn once for the whole split: each draw's
+            # own audit (in its run directory) counts only the duplicates its subset happens to hold.
+            leaking = describe_audit(audit_of(caches[key].table, cfg.data.near_distance))
+            if leaking:
+                warnings.warn(LeakageWarning(f"{caches[key].table.name}: {leaking}"), stacklevel=2)
         cache = caches[key]
         for seed in sweep.seeds:
             sub = cache.subset(point.rows(cache.table, seed))
@@ -181,7 +186,9 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
             drawn = {sweep.factor: point.value, "train_images": training_ids_digest(sub)}
             for spec in sweep.strategies or seeded.strategies:
                 _check_phases(spec, seeded)
-                s = run_strategy(sub, spec, strategy_config(spec, seeded), out, extra_config={"sweep": drawn})
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", LeakageWarning)
+                    s = run_strategy(sub, spec, strategy_config(spec, seeded), out, extra_config={"sweep": drawn})
                 rows.append({**facts, "strategy": spec, "seconds_per_epoch": s["seconds_per_epoch"],
                              "run_dir": str(out / s["run"]), **_prefixed(s["val"], s["test"])})
             if sweep.features_baseline:

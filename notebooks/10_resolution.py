@@ -81,7 +81,9 @@ for strategy, group in means.groupby("strategy", sort=False):
 
 # %% tags=["hide-input"]
 for strategy, group in means.groupby("strategy", sort=False):
-    display(Markdown(f"**{strategy}.** " + evidence.describe_resolution(group, "test_macro_f1")))
+    for metric in metrics:
+        display(Markdown(f"**{strategy}, {metric.removeprefix('test_')}.** "
+                         + evidence.describe_resolution(group, metric)))
 
 # %% [markdown]
 # ## The numbers

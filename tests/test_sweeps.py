@@ -7,7 +7,7 @@ import pytest
 from medvision import evidence, sweeps
 from medvision.data import DataConfig, build_tensor_cache, load_data
 from medvision.data.splits import per_class_rows, stratified_rows
-from medvision.errors import ConfigError, RunConfigMismatchError
+from medvision.errors import ConfigError, LeakageWarning, RunConfigMismatchError
 from medvision.run_config import RunConfig
 
 TINY = {"data": {"size": 28}, "experiment": {"backbone": "test_efficientnet", "pretrained": "none",
@@ -84,7 +84,10 @@ def test_label_budget_sweep_trains_reuses_and_refuses_mixed_settings(tmp_path, m
     config = RunConfig.load("breastmnist", [TINY, {"strategies": ["head_only", "full"]}])
     sweep = sweeps.Sweep("per_class", sweeps.label_budgets([4, 12]), seeds=(0, 1), min_steps=3,
                          features_baseline=True)
-    rows = sweeps.run_sweep(config, sweep, tmp_path)
+    with pytest.warns(LeakageWarning) as caught:
+        rows = sweeps.run_sweep(config, sweep, tmp_path)
+    leaks = [w for w in caught if issubclass(w.category, LeakageWarning)]
+    assert len(leaks) == 1 and "56 of 156 test images" in str(leaks[0].message)  # the whole split, once
     assert len(rows) == 2 * 2 * 3  # budgets x seeds x (2 strategies + logistic regression)
     assert set(rows["strategy"]) == {"head_only", "full", sweeps.FEATURES_BASELINE}
     assert sorted(rows["train_images"].unique()) == [8, 24]
