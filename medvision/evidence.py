@@ -202,7 +202,7 @@ def remedy_scores(rows: pd.DataFrame, rare: Sequence[str] = (), n_resamples: int
     ``tau * log(train prior)``, ``tau`` chosen on validation balanced accuracy
     (:func:`medvision.imbalance.fit_logit_adjustment`)."""
     from medvision.evaluation import evaluate_run
-    from medvision.imbalance import class_prior, fit_logit_adjustment
+    from medvision.imbalance import fit_logit_adjustment, prior_from_counts
 
     out = []
     for _, row in rows.iterrows():
@@ -218,8 +218,7 @@ def remedy_scores(rows: pd.DataFrame, rare: Sequence[str] = (), n_resamples: int
         out.append({**facts, "remedy": row["remedy"], "tau": float("nan"),
                     **_scores(ev.test_logits, ev.test_targets, names, chosen)})
         if row["remedy"] == baseline:
-            prior = class_prior(np.repeat(np.arange(len(names)), _train_counts(Path(row["run_dir"]), len(names))),
-                                len(names))
+            prior = prior_from_counts(_train_counts(Path(row["run_dir"]), len(names)))
             fit = fit_logit_adjustment(ev.val_logits, ev.val_targets, prior)
             out.append({**facts, "remedy": "logit_adjustment", "tau": fit.tau,
                         **_scores(fit.apply(ev.test_logits, prior), ev.test_targets, names, chosen)})

@@ -25,7 +25,12 @@ TAU_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 def class_prior(labels: np.ndarray | torch.Tensor, num_classes: int) -> np.ndarray:
     """The class frequencies of ``labels`` (the training split's), with one pseudo-count per class so a class
     absent from a small sample keeps a finite log-prior."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64) + 1.0
+    return prior_from_counts(np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes))
+
+
+def prior_from_counts(counts: np.ndarray) -> np.ndarray:
+    """:func:`class_prior` from per-class image counts."""
+    counts = np.asarray(counts, dtype=np.float64) + 1.0
     return counts / counts.sum()
 
 

@@ -131,13 +131,6 @@ def resolutions(sizes: Sequence[int], decode_at_size: bool = False, max_train_sa
                  for s in sizes)
 
 
-def data_problem(config: RunConfig) -> str:
-    """Why ``config``'s data cannot be read here (empty when it can): a chapter says so instead of failing."""
-    from medvision.data.config import data_problem as problem
-
-    return problem(config.data)
-
-
 def epochs_for(train_images: int, batch_size: int, epochs: int, min_steps: int, max_epochs: int = 0) -> int:
     """``epochs``, raised so that ``train_images`` make at least ``min_steps`` batches; the raise is capped by
     ``max_epochs`` (a configuration's own epochs are never cut)."""
@@ -161,6 +154,7 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
 
     root = Path(root)
     caches: dict[str, TensorCache] = {}
+    frozen: dict[str, dict] = {}  # frozen-backbone features per data and model settings, extracted once
     rows = []
     for point in sweep.points:
         cfg = config.override(dict(point.overrides)) if point.overrides else config
@@ -193,7 +187,7 @@ def run_sweep(config: RunConfig, sweep: Sweep, root: str | os.PathLike[str]) -> 
                              "run_dir": str(out / s["run"]), **_prefixed(s["val"], s["test"])})
             if sweep.features_baseline:
                 rows.append({**facts, "strategy": FEATURES_BASELINE, "seconds_per_epoch": float("nan"),
-                             "run_dir": "", **features_baseline(cache, sub, seeded, out)})
+                             "run_dir": "", **features_baseline(cache, sub, seeded, out, frozen)})
     return pd.DataFrame(rows)
 
 
@@ -220,10 +214,12 @@ def _prefixed(val: Mapping[str, float], test: Mapping[str, float]) -> dict[str, 
     return {**{f"val_{k}": float(v) for k, v in val.items()}, **{f"test_{k}": float(v) for k, v in test.items()}}
 
 
-def features_baseline(cache: TensorCache, sub: TensorCache, config: RunConfig, out: Path) -> dict[str, float]:
+def features_baseline(cache: TensorCache, sub: TensorCache, config: RunConfig, out: Path,
+                      frozen: dict[str, dict] | None = None) -> dict[str, float]:
     """Chapter 05's logistic regression on frozen backbone features of ``sub``'s training images (features of
-    the whole ``cache`` extracted once, kept under the sweep's root); its C is chosen on validation. The
-    result is saved as ``<out>/logistic_regression.json`` and reused."""
+    the whole ``cache`` extracted once, kept under the sweep's root and in ``frozen`` for the rest of the
+    sweep); its C is chosen on validation. The result is saved as ``<out>/logistic_regression.json`` and
+    reused."""
     from medvision.baselines import cached_features, fit_feature_baselines
     from medvision.experiment import build_model, make_loaders
 
@@ -235,9 +231,15 @@ def features_baseline(cache: TensorCache, sub: TensorCache, config: RunConfig, o
             return {k: v for k, v in previous.items() if k != "train_images_digest"}
         raise RunConfigMismatchError(f"{saved} was fitted on another draw of training images; delete it or "
                                      "choose another run directory")
-    model, exp, _ = build_model(config.experiment, cache.table.num_classes)
-    key = f"{cache.path}|{exp.backbone}|{model.weights_source}|{exp.image_size}|{len(cache)}"
-    features = cached_features(model.eval(), make_loaders(cache, model, exp), out.parent.parent / "features", key)
+    frozen = {} if frozen is None else frozen
+    exp = config.experiment
+    settings = f"{cache.path}|{exp.backbone}|{exp.pretrained}|{exp.fallback}|{exp.image_size}|{len(cache)}"
+    if settings not in frozen:
+        model, used, _ = build_model(exp, cache.table.num_classes)
+        key = f"{cache.path}|{used.backbone}|{model.weights_source}|{used.image_size}|{len(cache)}"
+        frozen[settings] = cached_features(model.eval(), make_loaders(cache, model, used),
+                                           out.parent.parent / "features", key)
+    features = frozen[settings]
     keep = _train_positions(cache, sub)
     chosen = {**features, "train": (features["train"][0][keep], features["train"][1][keep])}
     table = fit_feature_baselines(chosen, cache.table.num_classes, classifiers=(FEATURES_BASELINE,),
@@ -309,13 +311,14 @@ def sweep_datasets(names: Sequence[str], overrides: Mapping[str, Any] | None,
     whose data is absent is recorded in ``missing`` (the chapter says how to get it) instead of failing.
     ``check(config)`` may refuse a configuration before anything runs."""
     from medvision.benchmark import dataset_config
+    from medvision.data.config import data_problem
 
     configs = {name: dataset_config(name, overrides, per_dataset).override({"train": {"progress": False}})
                for name in names}
     for cfg in configs.values():
         if check is not None:
             check(cfg)
-    missing = {name: why for name, cfg in configs.items() if (why := data_problem(cfg))}
+    missing = {name: why for name, cfg in configs.items() if (why := data_problem(cfg.data))}
     frames = [run_sweep(cfg, make_sweep(cfg), root) for name, cfg in configs.items() if name not in missing]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(KEYS))
     return SweepResult(rows, configs, missing)

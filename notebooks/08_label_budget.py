@@ -62,9 +62,9 @@ with experiment.collect_leakage() as leaks:
         make_sweep=lambda cfg: sweeps.Sweep("per_class", sweeps.label_budgets(per_class), seeds=tuple(seeds),
                                             min_steps=min_steps,
                                             max_epochs=max_epochs, features_baseline=features_baseline))
-display(book.run_banner(profile, **{**result.banner_facts(), "epochs": f"{result.banner_facts()['epochs']} "
-                        f"(small budgets: at least {min_steps} steps, at most {max_epochs or 'any'} epochs)"},
-                        seeds=seeds, budgets=per_class))
+facts = result.banner_facts()
+facts["epochs"] = f"{facts['epochs']} (small budgets: at least {min_steps} steps, at most {max_epochs or 'any'} epochs)"
+display(book.run_banner(profile, **facts, seeds=seeds, budgets=per_class))
 display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
 metrics = ["test_macro_f1", "test_auroc", "val_macro_f1"]
 means = evidence.seed_means(result.rows, ["dataset", "per_class", "strategy"], metrics)
