@@ -3,12 +3,14 @@
 The plain loop trains the way a user would write it (constant learning rate, AdamW, flips, float tensors in
 memory, ``F.interpolate`` per batch, a ``no_grad`` validation pass after every epoch) for ``epochs`` epochs; its
 final validation macro-F1 is the target. medvision's ``fit`` trains the same model from the same ImageNet
-weights with the same optimizer (AdamW, peak learning rate, weight decay), batch, flips, gradient clipping and
-number of epochs, with its recipe for a fast fine-tune: the first epoch trains the new head alone on the frozen
-backbone (cheap: no backward pass through the backbone), the others everything, each phase under a cosine
-schedule — fastai's ``fine_tune`` and the "linear probe, then fine-tune" of Kumar et al. (ICLR 2022), which keeps a
-random head from distorting the pretrained features. The clock stops at the end of the first epoch whose
-validation macro-F1 reaches the target (validation, checkpoints and history included).
+weights with the same optimizer (AdamW, weight decay), batch, flips and gradient clipping, with its recipe for a
+fast fine-tune (:data:`RECIPE`), fastai's ``fine_tune(epochs, freeze_epochs=1)``: one epoch trains the new head
+alone on the frozen backbone (cheap: no backward pass through the backbone; the "linear probe, then fine-tune"
+of Kumar et al., ICLR 2022, which keeps a random head from distorting the pretrained features), then everything
+trains for as many epochs as the plain loop runs. Each phase follows a cosine from twice the plain loop's rate
+to zero, so the full-network epochs see the same mean learning rate as the plain loop's constant one. The clock
+stops at the end of the first epoch whose validation macro-F1 reaches the target (validation, checkpoints and
+history included).
 
 The plain loop's final score varies from seed to seed (its last epoch at a constant rate lands where it lands),
 so the time to the *mean* of the plain finals over the seeds is reported beside each seed's own target. Both
@@ -27,7 +29,10 @@ import torch.nn.functional as F
 from sides import data, pair
 
 MONITOR = "macro_f1"
-RECIPE = {"strategy": "two_phase:all", "phase1_epochs": 1, "backbone_lr_scale": 1.0, "scheduler": "cosine"}
+# fit's settings for the time to score: one head-only epoch, then the plain loop's number of epochs for
+# everything; a cosine per phase from ``peak_lr_scale`` times the plain loop's rate (same mean rate).
+RECIPE = {"strategy": "two_phase:all", "phase1_epochs": 1, "backbone_lr_scale": 1.0, "scheduler": "cosine",
+          "peak_lr_scale": 2.0, "train": {}}
 
 
 def _plain_scores(model, images, labels, size) -> dict[str, float]:
@@ -84,7 +89,8 @@ class _Clock:
 
 
 def medvision_fit(seed: int, size: int, epochs: int, lr: float, batch: int, train_images: int) -> dict:
-    """``fit`` with :data:`RECIPE` (everything else as the plain loop); returns its timeline and test scores."""
+    """``fit`` with :data:`RECIPE` (everything else as the plain loop, ``epochs`` and ``lr`` being the plain
+    loop's); returns its timeline and test scores."""
     from medvision.data import AugmentConfig, TensorLoader
     from medvision.experiment import parse_strategy
     from medvision.training import TrainConfig, evaluate, fit
@@ -94,9 +100,10 @@ def medvision_fit(seed: int, size: int, epochs: int, lr: float, batch: int, trai
     train = TensorLoader(*data().split("train", train_images), batch_size=batch, shuffle=True, augment=flips,
                          seed=seed, **common)
     val = TensorLoader(*data().split("val"), batch_size=256, **common)
-    cfg = TrainConfig(epochs=epochs, scheduler=RECIPE["scheduler"], monitor=MONITOR, patience=0, grad_clip=1.0,
-                      seed=seed, device="cpu", progress=False)
-    strategy = parse_strategy(RECIPE["strategy"], lr=lr, weight_decay=0.01,  # AdamW's own default decay
+    cfg = TrainConfig(epochs=RECIPE["phase1_epochs"] + epochs, scheduler=RECIPE["scheduler"], monitor=MONITOR,
+                      patience=0, grad_clip=1.0, seed=seed, device="cpu", progress=False, **RECIPE["train"])
+    strategy = parse_strategy(RECIPE["strategy"], lr=lr * RECIPE["peak_lr_scale"],
+                              weight_decay=0.01,  # AdamW's own default decay
                               phase1_epochs=RECIPE["phase1_epochs"], backbone_lr_scale=RECIPE["backbone_lr_scale"])
     model, clock = data().model(), _Clock()
     with tempfile.TemporaryDirectory() as run_dir:

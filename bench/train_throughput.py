@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["full", "last_k:2"])
     parser.add_argument("--eval-images", type=int, default=1024)
     parser.add_argument("--seeds", type=int, nargs="*", default=[], help="seeds of the time-to-score runs (none: skip)")
-    parser.add_argument("--score-epochs", type=int, default=3, help="epochs of the plain loop and of fit")
+    parser.add_argument("--score-epochs", type=int, default=3, help="epochs of the plain loop (fit: one head-only epoch, then as many)")
     parser.add_argument("--score-train-images", type=int, default=0, help="training images (0: the whole split)")
     parser.add_argument("--score-size", type=int, default=64, help="input size of the time-to-score runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")

@@ -185,13 +185,11 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
     loaders = make_loaders(cache, model, exp, train.seed)
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
     audit = audit_of(table, data_config.near_distance)
+    rd = RunDirectory(run_dir)
     if main:
-        rd = RunDirectory(run_dir)
         rd.ensure_writable()  # before anything is written: one clear error, nothing trained
-        save_manifest(table, rd / rd.SPLIT)
-        rd.write_leakage(audit)
-        if table.split_report is not None:
-            rd.write_split_report(table.split_report)
+        if not (rd / rd.CONFIG).is_file():  # a new run: its split is there to read while it trains
+            _write_split(rd, table, audit)
     leaking = describe_audit(audit)
     if leaking:
         warnings.warn(LeakageWarning(f"{table.name}: {leaking}"), stacklevel=2)
@@ -200,7 +198,8 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
                  resume=resume, extra_config=saved, tracker=tracker)
-    if main:
+    if main:  # fit accepted the folder (a run with other settings is refused before anything is written)
+        _write_split(rd, table, audit)
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
     test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device),
@@ -221,6 +220,14 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         RunDirectory(run_dir).write_summary(summary)
         run_log.note_run(result.extra["epochs_trained"])
     return summary
+
+
+def _write_split(rd: RunDirectory, table, audit: dict) -> None:
+    """The run's split (``split.csv``), its leakage audit and, where the table has one, its split report."""
+    save_manifest(table, rd / rd.SPLIT)
+    rd.write_leakage(audit)
+    if table.split_report is not None:
+        rd.write_split_report(table.split_report)
 
 
 class collect_leakage:

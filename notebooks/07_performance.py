@@ -44,7 +44,7 @@ train_bench_rounds: int = 1  # alternating rounds (plain loop, medvision) of tha
 train_bench_sizes: list = [64]  # input sizes of that benchmark
 bench_eval_images: int = 256  # images of its evaluation and prediction rows
 score_seeds: list = []  # seeds of the time-to-validation-score comparison (empty: not run)
-score_epochs: int = 3  # epochs of the plain loop and of medvision's fit in that comparison
+score_epochs: int = 3  # epochs of the plain loop in that comparison (medvision: one head-only epoch, then as many)
 score_train_images: int = 1500  # training images of that comparison (0: the whole train split)
 
 # %% tags=["hide-input"]
@@ -117,12 +117,13 @@ display(speed.set_index("label")[["plain_images_per_s", "medvision_images_per_s"
 #
 # Images per second are half the story: what a user waits for is a model as good as the one the plain loop
 # gives. The plain loop trains for a fixed number of epochs at a constant learning rate; its final validation
-# macro-F1 is the target. medvision's `fit` trains the same model with the same optimizer, peak learning rate,
-# batch and number of epochs, with its recipe for a quick fine-tune: the first epoch trains the new head alone
-# on the frozen backbone, then everything trains, each phase under a cosine schedule (fastai's `fine_tune`;
-# "linear probe, then fine-tune", which keeps a random head from distorting the pretrained features
-# {cite}`kumar2022finetuning`). The clock stops at the first epoch that reaches the target (validation and
-# checkpoints included). Both final models are scored once on the test split: a faster route to a worse model
+# macro-F1 is the target. medvision's `fit` trains the same model with the same optimizer, batch, flips and
+# gradient clipping, with its recipe for a quick fine-tune, fastai's `fine_tune(epochs, freeze_epochs=1)`: one
+# epoch trains the new head alone on the frozen backbone ("linear probe, then fine-tune", which keeps a random
+# head from distorting the pretrained features {cite}`kumar2022finetuning`), then everything trains for as many
+# epochs as the plain loop runs. Each phase follows a cosine from twice the plain loop's learning rate to zero,
+# the same mean rate as the plain loop's constant one. The clock stops at the first epoch that reaches the
+# target (validation and checkpoints included). Both final models are scored once on the test split: a faster route to a worse model
 # would not count.
 
 # %% tags=["hide-input"]

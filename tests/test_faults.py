@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from medvision.data import DataConfig, ImageLoadError, build_tensor_cache, load_data
-from medvision.data.splits import stratified_subsample
+from medvision.data.splits import per_class_rows, stratified_subsample
 from medvision.evaluation import evaluate_run
 from medvision.experiment import ExperimentConfig, compare_runs, run_strategy
 from medvision.run_config import RunConfig
@@ -185,6 +185,20 @@ def test_a_run_directory_never_mixes_configurations(breast, tmp_path):
     other = ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=48, augment="flip")
     with pytest.raises(RunConfigMismatchError, match="different configuration"):
         run_strategy(cache, "full", RunConfig(cfg, other, TrainConfig(epochs=1, progress=False)), tmp_path)
+
+
+def test_a_refused_run_leaves_the_old_runs_split_files_alone(breast, tmp_path):
+    cfg, cache = breast
+    run = RunConfig(cfg, ExperimentConfig(backbone="test_efficientnet", pretrained="none", image_size=32,
+                                          augment="flip"), TrainConfig(epochs=1, progress=False))
+    few = cache.subset(per_class_rows(cache.table, 10, seed=0))
+    folder = tmp_path / run_strategy(few, "full", run, tmp_path)["run"]
+    before = {name: (folder / name).read_bytes() for name in ("split.csv", "leakage.json", "config.yaml")}
+    with pytest.raises(RunConfigMismatchError, match="different configuration"):  # all images, other settings
+        run_strategy(cache, "full", run.override({"train": {"epochs": 2}}), tmp_path)
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    resumed = run_strategy(few, "full", run, tmp_path)  # the same settings: accepted, files rewritten alike
+    assert (folder / "split.csv").read_bytes() == before["split.csv"] and resumed["run"] == folder.name
 
 
 def test_a_full_disk_fails_before_training(breast, tmp_path, monkeypatch):
