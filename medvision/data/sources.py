@@ -125,7 +125,8 @@ def load_csv(
         class_names: The classes, in label order. Default: sorted unique labels. With integer labels,
             names default to the integers as strings.
         check_files: Check every file exists (one ``stat`` per row).
-        name: Identifier of the data set (default: the CSV's stem).
+        name: Identifier of the data set (default: the CSV's stem; for a file called ``manifest.csv``, the
+            name of its folder, so ``ham10000/manifest.csv`` is ``ham10000``).
 
     Raises:
         DataError: a column is missing, a label is unknown or empty, a path is missing or escapes the
@@ -193,5 +194,6 @@ def load_csv(
             raise DataError(f"{csv_path} line {row_no(i)}: unknown split {df[split_col].iloc[i]!r}; "
                             "use train, val or test")
         frame["split"] = splits.to_numpy()
-    return SampleTable(frame=frame, class_names=class_names, name=name or csv_path.stem, root=base,
+    default_name = csv_path.parent.name if csv_path.stem == "manifest" and csv_path.parent.name else csv_path.stem
+    return SampleTable(frame=frame, class_names=class_names, name=name or default_name, root=base,
                        provenance={"source": f"CSV manifest {csv_path}"})

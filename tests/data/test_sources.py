@@ -101,6 +101,14 @@ def test_csv_known_class_list_and_integer_labels(csv_tree):
     assert table.class_names == ("0", "1", "2")
 
 
+def test_csv_table_names(csv_tree):
+    root, df = csv_tree
+    assert load_csv(_write(root, df)).name == "m"  # the file's stem
+    df.to_csv(root / "manifest.csv", index=False)
+    assert load_csv(root / "manifest.csv").name == root.name  # a generic manifest: its folder's name
+    assert load_csv(root / "manifest.csv", name="ears").name == "ears"
+
+
 def test_csv_missing(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_csv(tmp_path / "none.csv")
