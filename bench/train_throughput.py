@@ -7,7 +7,8 @@ evaluation); medvision's side is what ``fit`` and ``evaluate`` run. Each side ru
 (``sides.py``: neither inherits the other's process state) and the two alternate round by round, so the ratios
 hold on a noisy machine; the median of the rounds is reported.
 
-    python bench/train_throughput.py [--batches 8] [--rounds 3] [--sizes 64 128] [--json out.json]
+    python bench/train_throughput.py [--batches 8] [--rounds 3] [--sizes 64 128] [--predict-sizes 64 128]
+        [--json out.json]
         [--seeds 0 1 2 --score-epochs 3 --score-train-images 0]
 
 With ``--seeds`` it also measures, seed by seed, the wall time medvision's ``fit`` needs to reach the validation
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="training batches timed per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="model input sizes")
+    parser.add_argument("--predict-sizes", type=int, nargs="*", default=None,
+                        help="input sizes of the prediction rows (default: --sizes; none: skip them)")
     parser.add_argument("--strategies", nargs="+", default=["full", "last_k:2"])
     parser.add_argument("--eval-images", type=int, default=1024)
     parser.add_argument("--seeds", type=int, nargs="*", default=[], help="seeds of the time-to-score runs (none: skip)")
@@ -165,7 +168,8 @@ def main() -> None:
             threads = plain(torch.get_num_threads)
         rows.append({"kind": "evaluate", "strategy": "-", "size": size, "plain_images_per_s": p,
                      "medvision_images_per_s": m})
-        rows += prediction_rows(size, args.rounds, args.eval_images)
+        if args.predict_sizes is None or size in args.predict_sizes:
+            rows += prediction_rows(size, args.rounds, args.eval_images)
     print(f"EfficientNet-Lite0, batch {BATCH}, torch threads {threads} per worker, {args.rounds} rounds "
           f"(median), {args.batches} training batches per round; a fresh pair of worker processes per row")
     for r in rows:

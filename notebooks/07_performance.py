@@ -41,7 +41,8 @@ bench_epochs: int = 1  # epochs timed by each benchmark
 head_bench_images: int = 400  # training images of the head-only benchmark (0: all)
 train_bench_batches: int = 2  # training batches per round of the training-throughput benchmark
 train_bench_rounds: int = 1  # alternating rounds (plain loop, medvision) of that benchmark; the median is shown
-train_bench_sizes: list = [64]  # input sizes of that benchmark
+train_bench_sizes: list = [64]  # input sizes of that benchmark's training and evaluation rows
+predict_bench_sizes: list = [64]  # input sizes of its prediction rows (Predictor on a folder, exported files)
 bench_eval_images: int = 256  # images of its evaluation and prediction rows
 score_seeds: list = []  # seeds of the time-to-validation-score comparison (empty: not run)
 score_epochs: int = 3  # epochs of the plain loop in that comparison (medvision: one head-only epoch, then as many)
@@ -60,6 +61,7 @@ data_bench = book.run_bench("data_pipeline", "--epochs", str(bench_epochs))
 head_bench = book.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
 train_bench = book.run_bench("train_throughput", "--batches", str(train_bench_batches), "--rounds",
                              str(train_bench_rounds), "--sizes", *map(str, train_bench_sizes),
+                             "--predict-sizes", *map(str, predict_bench_sizes),
                              "--eval-images", str(bench_eval_images),
                              "--seeds", *map(str, score_seeds), "--score-epochs", str(score_epochs),
                              "--score-train-images", str(score_train_images))
