@@ -32,7 +32,7 @@ MONITOR = "macro_f1"
 # fit's settings for the time to score: one head-only epoch, then the plain loop's number of epochs for
 # everything; a cosine per phase from ``peak_lr_scale`` times the plain loop's rate (same mean rate).
 RECIPE = {"strategy": "two_phase:all", "phase1_epochs": 1, "backbone_lr_scale": 1.0, "scheduler": "cosine",
-          "peak_lr_scale": 2.0, "train": {}}
+          "peak_lr_scale": 2.0}
 
 
 def _plain_scores(model, images, labels, size) -> dict[str, float]:
@@ -101,7 +101,7 @@ def medvision_fit(seed: int, size: int, epochs: int, lr: float, batch: int, trai
                          seed=seed, **common)
     val = TensorLoader(*data().split("val"), batch_size=256, **common)
     cfg = TrainConfig(epochs=RECIPE["phase1_epochs"] + epochs, scheduler=RECIPE["scheduler"], monitor=MONITOR,
-                      patience=0, grad_clip=1.0, seed=seed, device="cpu", progress=False, **RECIPE["train"])
+                      patience=0, grad_clip=1.0, seed=seed, device="cpu", progress=False)
     strategy = parse_strategy(RECIPE["strategy"], lr=lr * RECIPE["peak_lr_scale"],
                               weight_decay=0.01,  # AdamW's own default decay
                               phase1_epochs=RECIPE["phase1_epochs"], backbone_lr_scale=RECIPE["backbone_lr_scale"])

@@ -186,10 +186,12 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
     audit = audit_of(table, data_config.near_distance)
     rd = RunDirectory(run_dir)
+    split_written = False
     if main:
         rd.ensure_writable()  # before anything is written: one clear error, nothing trained
-        if not (rd / rd.CONFIG).is_file():  # a new run: its split is there to read while it trains
+        if not rd.is_run():  # a new run: its split is there to read while it trains
             _write_split(rd, table, audit)
+            split_written = True
     leaking = describe_audit(audit)
     if leaking:
         warnings.warn(LeakageWarning(f"{table.name}: {leaking}"), stacklevel=2)
@@ -198,8 +200,9 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
              "data": table.provenance | {"name": table.name, "images": len(table)}, **(extra_config or {})}
     result = fit(model, loaders["train"], loaders["val"], train, strategy, run_dir, table.class_names,
                  resume=resume, extra_config=saved, tracker=tracker)
-    if main:  # fit accepted the folder (a run with other settings is refused before anything is written)
-        _write_split(rd, table, audit)
+    if main:
+        if not split_written:  # fit accepted the old run's folder (other settings are refused unwritten)
+            _write_split(rd, table, audit)
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
     test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device),

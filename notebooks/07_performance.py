@@ -125,8 +125,8 @@ display(speed.set_index("label")[["plain_images_per_s", "medvision_images_per_s"
 # head from distorting the pretrained features {cite}`kumar2022finetuning`), then everything trains for as many
 # epochs as the plain loop runs. Each phase follows a cosine from twice the plain loop's learning rate to zero,
 # the same mean rate as the plain loop's constant one. The clock stops at the first epoch that reaches the
-# target (validation and checkpoints included). Both final models are scored once on the test split: a faster route to a worse model
-# would not count.
+# target (validation and checkpoints included). Both final models are scored once on the test split: a
+# faster route to a worse model would not count.
 
 # %% tags=["hide-input"]
 scores = train_bench["time_to_score"]
