@@ -43,7 +43,7 @@ book-smoke: $(STAMP)
 	$(BIN)/python -m medvision.book --profile smoke --stage _build/smoke
 
 browser: $(STAMP) book-smoke
-	MEDVISION_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q -rs tests/test_browser.py
+	MEDVISION_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q -rs tests/book/test_browser.py
 
 ## make lab: JupyterLab on the chapters with the medvision kernel (py:percent twins open as notebooks too)
 lab: $(STAMP)

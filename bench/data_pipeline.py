@@ -27,13 +27,8 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 from torchvision import datasets, transforms
 
-from medvision.data import (
-    AugmentConfig,
-    TensorLoader,
-    build_tensor_cache,
-    load_image_folder,
-    load_medmnist,
-)
+from medvision.config import AugmentConfig
+from medvision.data import TensorLoader, build_tensor_cache, load_image_folder, load_medmnist
 from medvision.data.paths import search_roots
 
 SIZE = 64

@@ -16,23 +16,18 @@ from pathlib import Path
 
 import torch
 
-from medvision.data import (
-    AugmentConfig,
-    TensorLoader,
-    build_tensor_cache,
-    load_medmnist,
-    normalization_from_model,
-)
+from medvision.config import AugmentConfig, StrategyConfig
+from medvision.data import TensorLoader, build_tensor_cache, load_medmnist, normalization_from_model
 from medvision.data.splits import stratified_subsample
-from medvision.models import create_model
-from medvision.strategies import StrategyConfig, param_groups
-from medvision.training import (
+from medvision.models.backbones import create_model
+from medvision.train.loop import (
     CachedHead,
     FeatureLoader,
     extract_features,
     make_optimizer,
     train_one_epoch,
 )
+from medvision.train.strategies import param_groups
 
 
 def main() -> None:

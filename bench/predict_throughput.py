@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from sides import alternate, data, pair
+from sides import alternate, data, pair, plain_logits
 
 BATCH = 64
 META = "bench-bundle.json"  # the bundle's metadata, read by the next worker
@@ -43,8 +43,7 @@ def plain_folder(files: list[Path], size: int) -> float:
 
 
 def plain_tensors(size: int, n: int) -> float:
-    """The plain in-memory evaluation loop (``train_throughput.plain_logits``) on ``n`` images; images/s."""
-    from train_throughput import plain_logits
+    """The plain in-memory evaluation loop (``sides.plain_logits``) on ``n`` images; images/s."""
 
     model = _LOADED.setdefault(("plain",), data().model()).eval()
     images = data().floats("train")[0][:n]
@@ -62,8 +61,8 @@ def deploy_formats() -> list[str]:
 def write_bundle(folder: Path, size: int) -> None:
     """An unpacked bundle of the ImageNet model (28 px cache, ``size`` px input) with its deployment files."""
     from medvision import DISCLAIMER
-    from medvision.export import export_deploy
-    from medvision.models import sha256_file
+    from medvision.deploy.export import export_deploy
+    from medvision.models.backbones import sha256_file
 
     norm, files = data().norm, {}
     for kind in deploy_formats():
@@ -76,8 +75,8 @@ def write_bundle(folder: Path, size: int) -> None:
 
 
 def _predictor(folder: Path, backend: str):
-    from medvision.bundle import Bundle
-    from medvision.inference import Predictor
+    from medvision.deploy.bundle import Bundle
+    from medvision.deploy.inference import Predictor
 
     key = ("predictor", str(folder), backend)
     if key not in _LOADED:

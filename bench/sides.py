@@ -1,7 +1,7 @@
 """The two sides of a speed comparison, each in its own worker process, and the data both work on.
 
 A user's script that trains, evaluates or predicts is a process of its own; medvision's code runs in a process
-that medvision tunes (``medvision.devices.tune_allocator``). Measured in one process, or after other jobs in
+that medvision tunes (``medvision.core.devices.tune_allocator``). Measured in one process, or after other jobs in
 the same process, a side would inherit state that a user's script does not have (allocator thresholds, warmed
 buffers). So every row of a benchmark gets a fresh pair of spawned workers (:func:`pair`), one per side, the
 parent alternates their rounds (the other worker idles meanwhile, so machine noise falls on both) and reports
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 class Side:
@@ -96,12 +97,21 @@ class Data:
 def data() -> Data:
     """Loaded once per worker process (seeded, so both workers start from the same head weights)."""
     from medvision.data import build_tensor_cache, load_medmnist, normalization_from_model
-    from medvision.models import create_model
+    from medvision.models.backbones import create_model
 
     torch.manual_seed(0)
     cache = build_tensor_cache(load_medmnist("pneumoniamnist"), 28, progress=False)
     base = create_model("tf_efficientnet_lite0", 2, pretrained="package")
     return Data(cache, base, normalization_from_model(base))
+
+
+def plain_logits(model, images, size, mean, std, batch: int = 256) -> torch.Tensor:
+    """A user's evaluation loop: ``eval()``, ``no_grad``, ``F.interpolate`` per batch of in-memory tensors."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model((F.interpolate(images[i:i + batch], size=(size, size), mode="bilinear",
+                                               align_corners=False) - mean) / std)
+                          for i in range(0, len(images), batch)])
 
 
 def _warm() -> None:

@@ -26,7 +26,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sides import data, pair
+from sides import data, pair, plain_logits
+
+from medvision.config.choices import HEADLINE_METRICS
 
 MONITOR = "macro_f1"
 # fit's settings for the time to score: one head-only epoch, then the plain loop's number of epochs for
@@ -36,9 +38,8 @@ RECIPE = {"strategy": "two_phase:all", "phase1_epochs": 1, "backbone_lr_scale": 
 
 
 def _plain_scores(model, images, labels, size) -> dict[str, float]:
-    from train_throughput import plain_logits
 
-    from medvision.metrics import classification_metrics
+    from medvision.metrics.classification import classification_metrics
 
     return classification_metrics(plain_logits(model, images, size, *data().mean_std()), labels)
 
@@ -91,9 +92,9 @@ class _Clock:
 def medvision_fit(seed: int, size: int, epochs: int, lr: float, batch: int, train_images: int) -> dict:
     """``fit`` with :data:`RECIPE` (everything else as the plain loop, ``epochs`` and ``lr`` being the plain
     loop's); returns its timeline and test scores."""
-    from medvision.data import AugmentConfig, TensorLoader
-    from medvision.experiment import parse_strategy
-    from medvision.training import TrainConfig, evaluate, fit
+    from medvision.config import AugmentConfig, TrainConfig, parse_strategy
+    from medvision.data import TensorLoader
+    from medvision.train.loop import evaluate, fit
 
     flips = AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
     common = dict(mean=data().norm["mean"], std=data().norm["std"], out_size=size)
@@ -132,7 +133,7 @@ def time_to_score(size: int, epochs: int, seeds, train_images: int, lr: float = 
             "ratio": p["timeline"][-1][0] / reached if reached else None,
             "plain_timeline": p["timeline"], "medvision_timeline": m["timeline"],
             **{f"{who}_test_{k}": r["test"][k] for who, r in (("plain", p), ("medvision", m))
-               for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")},
+               for k in HEADLINE_METRICS},
         })
     if rows:  # the plain loop's final score varies from seed to seed: also time its mean over the seeds
         mean_target = float(np.mean([r["target_val_" + MONITOR] for r in rows]))

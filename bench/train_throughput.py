@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from predict_throughput import prediction_rows
-from sides import alternate, data, pair
+from sides import alternate, data, pair, plain_logits
 from time_to_score import time_to_score
 
 BATCH = 64
@@ -34,8 +34,8 @@ _MODELS: dict[tuple, torch.nn.Module] = {}  # per worker: the model each (side, 
 
 def _row_model(side: str, spec: str, size: int):
     """The model a training row keeps training across its rounds, and its strategy's parameter groups."""
-    from medvision.experiment import parse_strategy
-    from medvision.strategies import param_groups, train_mode
+    from medvision.config import parse_strategy
+    from medvision.train.strategies import param_groups, train_mode
 
     key = (side, spec, size)
     if key not in _MODELS:
@@ -75,8 +75,9 @@ def plain_train(spec: str, size: int, batches: int) -> float:
 
 def medvision_train(spec: str, size: int, batches: int) -> float:
     """``train_one_epoch`` as ``fit`` calls it (channels-last model and batches); returns images/s."""
-    from medvision.data import AugmentConfig, TensorLoader
-    from medvision.training import make_optimizer, train_one_epoch
+    from medvision.config import AugmentConfig
+    from medvision.data import TensorLoader
+    from medvision.train.loop import make_optimizer, train_one_epoch
 
     model, groups = _row_model("medvision", spec, size)
     u8, y = data().split("train")
@@ -108,15 +109,6 @@ class _first:
             yield batch
 
 
-def plain_logits(model, images, size, mean, std, batch: int = 256) -> torch.Tensor:
-    """A user's evaluation loop: ``eval()``, ``no_grad``, ``F.interpolate`` per batch of in-memory tensors."""
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model((F.interpolate(images[i:i + batch], size=(size, size), mode="bilinear",
-                                               align_corners=False) - mean) / std)
-                          for i in range(0, len(images), batch)])
-
-
 def plain_eval(size: int, n: int) -> float:
     """images/s of :func:`plain_logits` on the first ``n`` training images."""
     images = data().floats("train")[0][:n]
@@ -129,7 +121,7 @@ def plain_eval(size: int, n: int) -> float:
 def medvision_eval(size: int, n: int) -> float:
     """images/s of ``evaluate`` (BatchNorm folded, channels-last, ``inference_mode``) on the same images."""
     from medvision.data import TensorLoader
-    from medvision.training import evaluate
+    from medvision.train.loop import evaluate
 
     u8, y = data().split("train")
     loader = TensorLoader(u8[:n], y[:n], data().norm["mean"], data().norm["std"], batch_size=256, out_size=size)

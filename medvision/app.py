@@ -19,8 +19,8 @@ import streamlit as st
 
 from medvision.data.decode import IMAGE_EXTENSIONS
 from medvision.data.errors import ImageLoadError
-from medvision.inference import Predictor, load_input
-from medvision.webhook import WebhookSender
+from medvision.deploy.inference import Predictor, load_input
+from medvision.deploy.webhook import WebhookSender
 
 
 def app_settings(argv: Sequence[str]) -> argparse.Namespace:

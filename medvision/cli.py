@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from medvision.errors import LeakageWarning, NotFoundError, UserError
-from medvision.run_dir import RunDirectory
+from medvision.config import choices
+from medvision.core.errors import NotFoundError, UserError
+from medvision.train.run_dir import RunDirectory
 
 EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -27,7 +27,7 @@ EXIT_OK, EXIT_USER, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="a configs/ system (ham10000), a YAML configuration, a MedMNIST flag "
                                 "(pneumoniamnist), or with --source folder/csv a folder / CSV under the data root")
-    p.add_argument("--source", choices=["medmnist", "folder", "csv"], default=None,
+    p.add_argument("--source", choices=choices.SOURCES, default=None,
                    help="read NAME as this kind of data set instead of as a configuration")
     p.add_argument("--set", action="append", default=[], metavar="data.FIELD=VALUE",
                    help="override a data field, e.g. --set data.group_col=patient (repeatable)")
@@ -37,10 +37,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-col", default=None, help="CSV column of labels")
     p.add_argument("--group-col", default=None, help="CSV column of patient / lesion ids (group-aware split)")
     p.add_argument("--seed", type=int, default=None, help="split seed")
-    p.add_argument("--dedupe", choices=["none", "exact", "near"], default=None,
+    p.add_argument("--dedupe", choices=choices.DEDUPE_MODES, default=None,
                    help="split by clusters of exact or near-duplicate images (and groups): no cluster spans splits")
     p.add_argument("--near-distance", type=int, default=None, help="pHash distance of a near duplicate (of 64)")
-    p.add_argument("--official-split", choices=["keep", "drop_duplicates", "resplit"], default=None,
+    p.add_argument("--official-split", choices=choices.OFFICIAL_SPLIT_POLICIES, default=None,
                    help="with --dedupe, for a set with an official split: keep it, drop evaluation images that "
                         "duplicate earlier splits, or split anew by clusters")
 
@@ -54,8 +54,8 @@ _DATA_FLAGS = {"size": "size", "data_root": "data_root", "path_col": "path_col",
 def _data_config(args: argparse.Namespace):
     """The :class:`DataConfig` the ``data`` sub-commands work on: NAME read as a configuration (system, YAML or
     MedMNIST flag) or, with ``--source``, as a data set of that kind; then the flags given, then ``--set``."""
-    from medvision.errors import ConfigError
-    from medvision.run_config import RunConfig, parse_override
+    from medvision.config.run import RunConfig, parse_override
+    from medvision.core.errors import ConfigError
 
     sets = [parse_override(item) for item in args.set]
     if any(set(o) != {"data"} for o in sets):
@@ -94,7 +94,7 @@ def _leakage(table, out: str = "") -> None:
     report = leakage_report(table, progress=True)
     print(summarize_leakage(report).to_string())
     if out:
-        from medvision.atomic import atomic_path
+        from medvision.core.atomic import atomic_path
 
         with atomic_path(out) as tmp:
             report.to_csv(tmp, index=False)
@@ -107,7 +107,7 @@ def _data_leakage(args: argparse.Namespace) -> int:
 
 
 def _data_split(args: argparse.Namespace) -> int:
-    from medvision.atomic import write_json_atomic
+    from medvision.core.atomic import write_json_atomic
     from medvision.data.dedupe import describe_split_report
     from medvision.data.splits import save_manifest
 
@@ -123,7 +123,7 @@ def _data_split(args: argparse.Namespace) -> int:
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from medvision.systems import fetch_system, load_system
+    from medvision.train.systems import fetch_system, load_system
 
     try:
         target = fetch_system(load_system(args.name, data_root=args.data_root))
@@ -136,26 +136,23 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 # --- train / evaluate --------------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
-    from medvision import distributed
-    from medvision.systems import load_system, train_system
+    from medvision.core import distributed
+    from medvision.data.leakage import collect_leakage
+    from medvision.train.systems import load_system, train_system
 
     system = load_system(args.config, data_root=args.data_root, overrides=args.set)
     runs_dir = Path(args.runs_dir or Path("runs") / system.label)
     dist = distributed.setup()  # a no-op unless started by torchrun
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LeakageWarning)
+        with collect_leakage() as leakage:
             summaries = train_system(system, runs_dir, strategies=args.strategy, limit=args.limit,
                                      progress=not args.quiet, track=args.track, tracking_uri=args.tracking_uri)
     finally:
         distributed.cleanup()
     if not dist.is_main:
         return EXIT_OK
-    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LeakageWarning)):
+    for message in leakage.messages:
         print(f"medvision train: warning: {message}", file=sys.stderr)
-    for w in caught:  # other warnings as Python would have shown them
-        if not issubclass(w.category, LeakageWarning):
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if dist.enabled:
         print(f"trained with DistributedDataParallel on {dist.world_size} processes")
     top = sorted({k for s in summaries for k in s["test"] if k.startswith("top") and k.endswith("_accuracy")},
@@ -171,7 +168,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _parse_map(items: Sequence[str]) -> dict[str, str]:
-    from medvision.errors import ConfigError
+    from medvision.core.errors import ConfigError
 
     out = {}
     for item in items:
@@ -184,7 +181,7 @@ def _parse_map(items: Sequence[str]) -> dict[str, str]:
 
 
 def _evaluate_external(args: argparse.Namespace) -> int:
-    from medvision.external import evaluate_external
+    from medvision.evaluate.external import evaluate_external
 
     ev = evaluate_external(args.run_dir, args.data, _parse_map(args.map), name=args.name, overrides=args.set,
                            n_resamples=args.resamples)
@@ -206,14 +203,14 @@ def _evaluate_external(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from medvision.evaluation import evaluate_run
+    from medvision.evaluate.evaluation import evaluate_run
 
     if args.data:
         return _evaluate_external(args)
 
     ev = evaluate_run(args.run_dir, n_resamples=args.resamples, force=args.force)
     if args.figures:
-        from medvision.evaluation import save_figures
+        from medvision.evaluate.evaluation import save_figures
 
         for path in save_figures(ev, args.figures):
             print(f"figure written: {path}", file=sys.stderr)
@@ -225,7 +222,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{args.run_dir}: test split, {ev.temperature_fit.describe()}")
     print(ev.ci.to_string(float_format=lambda x: f"{x:.3f}"))
     if ev.clean["excluded"]:
-        from medvision.evaluation import whole_and_clean_test
+        from medvision.evaluate.evaluation import whole_and_clean_test
 
         print(f"{ev.clean['excluded']} of {len(ev.test_ids)} test images have a duplicate in train/val "
               f"({RunDirectory.LEAKAGE}); without them:")
@@ -238,7 +235,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 # --- export / predict / app --------------------------------------------------------------------------------
 def _resolve_run(path: str) -> Path:
     """A run directory, or a folder of runs (the best on validation macro-F1 is taken and named)."""
-    from medvision.evaluation import best_run
+    from medvision.evaluate.evaluation import best_run
 
     p = Path(path)
     if RunDirectory(p).is_run():
@@ -251,7 +248,7 @@ def _resolve_run(path: str) -> Path:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from medvision.export import export_bundle
+    from medvision.deploy.export import export_bundle
 
     formats = [f for f, on in (("onnx", args.onnx), ("pt2", args.pt2)) if on]
     out = export_bundle(_resolve_run(args.run_dir), args.out, descriptions=args.descriptions,
@@ -267,7 +264,7 @@ def _predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from medvision.data.errors import ImageLoadError
-    from medvision.inference import Predictor, image_files
+    from medvision.deploy.inference import Predictor, image_files
 
     abstain: bool | float = args.threshold if args.threshold is not None else args.abstain
     predictor = Predictor.from_bundle(args.bundle, device=args.device, abstain=abstain, batch_size=args.batch_size,
@@ -309,7 +306,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _write_predictions(rows: list[dict], out: str, class_names: Sequence[str]) -> None:
     import pandas as pd
 
-    from medvision.atomic import atomic_path, write_json_atomic
+    from medvision.core.atomic import atomic_path, write_json_atomic
 
     if out and out.endswith(".json"):
         write_json_atomic(out, rows)
@@ -330,7 +327,7 @@ def _app(args: argparse.Namespace) -> int:
     import importlib.util
     import subprocess
 
-    from medvision.bundle import read_meta
+    from medvision.deploy.bundle import read_meta
 
     read_meta(args.bundle)  # fail here, not in the browser
     if importlib.util.find_spec("streamlit") is None:
@@ -384,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", default="")
     train.add_argument("--limit", type=int, default=0, help="train on at most N images (stratified) for a quick try")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.add_argument("--track", choices=["mlflow"], default=None,
+    train.add_argument("--track", choices=choices.TRACKERS, default=None,
                        help="log every run to MLflow (the [track] extra): parameters, per-epoch metrics, run files")
     train.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: a file store in ./mlruns)")
     train.set_defaults(func=_train)
@@ -423,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+    pr.add_argument("--backend", default="auto", choices=choices.BACKENDS,
                     help="auto: the bundle's model.onnx under ONNX Runtime on the CPU when present, else torch")
     pr.add_argument("--abstain", action="store_true", help="flag cases below the bundle's abstention threshold")
     pr.add_argument("--threshold", type=float, default=None, help="abstain below this confidence instead")
@@ -443,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "book":
-        from medvision.book import main as book_main
+        from medvision.book.build import main as book_main
 
         return book_main(argv[1:])
     args = parser.parse_args(argv)

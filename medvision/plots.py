@@ -11,6 +11,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from medvision.core.errors import ImageLoadError
 from medvision.data.cache import load_pixels, resize_image
 from medvision.data.table import SampleTable
 
@@ -41,7 +42,8 @@ def plot_class_counts(counts: pd.DataFrame, ax: Axes | None = None, log: bool = 
 
 def sample_grid(table: SampleTable, per_class: int = 8, size: int = 64, seed: int = 0,
                 split: str | None = None) -> np.ndarray:
-    """A mosaic (classes x per_class tiles) of randomly chosen images, as an RGB uint8 array."""
+    """A mosaic (classes x per_class tiles) of randomly chosen images, as an RGB uint8 array; an image that
+    cannot be read leaves its tile blank (the data chapters report unreadable files on their own)."""
     rng = np.random.default_rng(seed)
     frame = table.frame.reset_index(drop=True)
     pad = 2
@@ -53,7 +55,10 @@ def sample_grid(table: SampleTable, per_class: int = 8, size: int = 64, seed: in
         pos = np.flatnonzero(mask)
         chosen = rng.choice(pos, min(per_class, len(pos)), replace=False) if len(pos) else []
         for k, i in enumerate(chosen):
-            tile = resize_image(load_pixels(table, int(i)), size, "squash")
+            try:
+                tile = resize_image(load_pixels(table, int(i)), size, "squash")
+            except ImageLoadError:
+                continue
             top, left = c * (size + pad), k * (size + pad)
             mosaic[top:top + size, left:left + size] = tile
     return mosaic
@@ -146,9 +151,19 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], metric: str = "val_
     return fig, ax
 
 
+def plot_learning_curve_panels(histories: dict[str, pd.DataFrame],
+                               metrics: Sequence[str] = ("train_loss", "val_loss", "val_macro_f1"),
+                               ) -> tuple[Figure, np.ndarray]:
+    """:func:`plot_learning_curves` of each of ``metrics`` side by side (one panel each)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.7 * len(metrics), 3.8), layout="constrained", squeeze=False)
+    for metric, ax in zip(metrics, axes[0], strict=True):
+        plot_learning_curves(histories, metric, ax=ax)
+    return fig, axes[0]
+
+
 def plot_strategy_comparison(table: pd.DataFrame, metrics: Sequence[str] = ("test_balanced_accuracy",
                              "test_macro_f1", "test_auroc"), ax: Axes | None = None) -> tuple[Figure, Axes]:
-    """Grouped bars of test metrics per run (the output of :func:`medvision.experiment.compare_runs`)."""
+    """Grouped bars of test metrics per run (the output of :func:`medvision.train.runner.compare_runs`)."""
     fig, ax = _fig_ax(ax, figsize=(7, 4))
     data = table[list(metrics)].reset_index().melt(id_vars="run", var_name="metric", value_name="value")
     data["metric"] = data["metric"].str.replace("test_", "").str.replace("_", " ")
@@ -336,7 +351,7 @@ def plot_label_budget(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Ax
                       ) -> tuple[Figure, Axes]:
     """One data set's label-budget curves: mean ``metric`` over seeds against the labelled training images
     (log scale), one line per strategy with its 95% seed interval shaded (rows of
-    :func:`medvision.evidence.seed_means` by ``per_class`` and ``strategy``)."""
+    :func:`medvision.book.evidence.seed_means` by ``per_class`` and ``strategy``)."""
     fig, ax = _fig_ax(ax, (7, 4))
     for strategy, group in means.groupby("strategy", sort=False):
         group = group.sort_values("train_images")
@@ -352,7 +367,7 @@ def plot_label_budget(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Ax
 def plot_remedies(means: pd.DataFrame, metric: str = "test_balanced_accuracy", ax: Axes | None = None
                   ) -> tuple[Figure, Axes]:
     """One data set's imbalance remedies: mean ``metric`` over seeds with its 95% seed interval as an error
-    bar, one row per remedy (rows of :func:`medvision.evidence.seed_means` by ``remedy``)."""
+    bar, one row per remedy (rows of :func:`medvision.book.evidence.seed_means` by ``remedy``)."""
     fig, ax = _fig_ax(ax, (6, 0.45 * len(means) + 1.2))
     y = np.arange(len(means))
     low, high = means[f"{metric}_low"].to_numpy(), means[f"{metric}_high"].to_numpy()
@@ -369,7 +384,7 @@ def plot_resolution(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Axes
                     ) -> tuple[Figure, Axes]:
     """Mean ``metric`` over seeds against the model's input size, one line per data set with its 95% seed
     interval shaded, each point labelled with its seconds per training epoch (rows of
-    :func:`medvision.evidence.seed_means` by ``dataset`` and ``input_px``)."""
+    :func:`medvision.book.evidence.seed_means` by ``dataset`` and ``input_px``)."""
     fig, ax = _fig_ax(ax, (7, 4))
     for dataset, group in means.groupby("dataset", sort=False):
         group = group.sort_values("input_px")
@@ -381,3 +396,38 @@ def plot_resolution(means: pd.DataFrame, metric: str = "test_macro_f1", ax: Axes
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize=8)
     return fig, ax
+
+
+def plot_ece_before_after(across: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """Test ECE of each run before and after temperature scaling (the table of
+    :func:`medvision.book.report.calibration_across`)."""
+    fig, ax = _fig_ax(ax, (7, 3.5))
+    across[["ece_before", "ece_after"]].plot.bar(ax=ax, rot=20)
+    ax.set_ylabel("test ECE (15 equal-width bins)")
+    return fig, ax
+
+
+def plot_metric_bars(table: pd.DataFrame, metric: str, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """One horizontal bar per row of ``table`` for ``metric`` (a column such as ``test_macro_f1``), sorted."""
+    fig, ax = _fig_ax(ax, (8, 3.8))
+    table[metric].sort_values().plot.barh(ax=ax, color="C0")
+    ax.set_xlabel(metric.replace("_", " "))
+    ax.set_ylabel("")
+    return fig, ax
+
+
+def plot_panels_by_group(table: pd.DataFrame, by: str, plot, metrics: Sequence[str], title: str = "{}",
+                         panel_height: float | None = None) -> list[Figure]:
+    """One figure per value of ``table[by]`` (in order of appearance), with one panel per metric drawn by
+    ``plot(group, metric, ax=ax)`` (:func:`plot_label_budget`, :func:`plot_remedies`, :func:`plot_resolution`);
+    each figure titled ``title.format(value)``."""
+    figures = []
+    for value, group in table.groupby(by, sort=False):
+        height = panel_height if panel_height is not None else 4.0
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), height), layout="constrained",
+                                 squeeze=False)
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            plot(group, metric, ax=ax)
+        fig.suptitle(title.format(value))
+        figures.append(fig)
+    return figures

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -45,7 +45,9 @@ seed: int = 0  # seed of the random samples shown
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from medvision import book, eda, plots
+from medvision import plots
+from medvision.book import eda, pages
+from medvision.config import RunConfig
 from medvision.data import (
     dedupe,
     group_statistics,
@@ -54,11 +56,10 @@ from medvision.data import (
     load_data,
     summarize_leakage,
 )
-from medvision.run_config import RunConfig
 
 run_config = RunConfig.load(config, [overrides])
 table = load_data(run_config.data)
-book.run_banner(profile, data=table.name, images=len(table), seed=seed)
+pages.run_banner(profile, data=table.name, images=len(table), seed=seed)
 
 # %% [markdown]
 # ## The data card
@@ -103,19 +104,18 @@ ax.set_title("random training images per class");
 # network can learn instead of the pathology.
 
 # %%
-stats = image_statistics(table, max_images=max_stats_images, seed=seed)
-stats.groupby("class_name")[["width", "height", "mean", "std"]].describe().T.round(1)
+stats = image_statistics(table, max_images=max_stats_images, seed=seed, on_error=run_config.data.on_error)
+eda.image_statistics_by_class(stats).round(1)
 
 # %%
 fig, ax = plots.plot_intensity_distribution(stats)
 ax.set_title("mean gray level per image, by class");
 
 # %%
-if stats["width"].nunique() > 1 or stats["height"].nunique() > 1:
+if eda.sizes_vary(stats):
     fig, ax = plots.plot_image_sizes(stats)
 else:
-    display(Markdown(f"All analysed images are {stats['width'].iloc[0]} x {stats['height'].iloc[0]} px "
-                     f"({', '.join(sorted(stats['mode'].unique()))})."))
+    display(Markdown(eda.describe_image_sizes(stats)))
 
 # %% [markdown]
 # ## Leakage between splits
@@ -124,13 +124,13 @@ else:
 # `data.near_distance` bits (of 64); group leakage means one patient or lesion appears in more than one split.
 
 # %%
-report = leakage_report(table, max_distance=run_config.data.near_distance)
+report = leakage_report(table, max_distance=run_config.data.near_distance, on_error=run_config.data.on_error)
 summary = summarize_leakage(report)
 display(summary)
 display(Markdown(eda.describe_leakage(summary, table)))
 
 # %%
-if (report["kind"] != "group").any():
+if eda.has_duplicate_pairs(report):
     fig, ax = plots.plot_leakage_pairs(table, report)
     ax.set_title("closest pairs (cross-split first)")
 
@@ -155,8 +155,7 @@ display(Markdown(dedupe.describe_split_report(table.split_report)))
 
 # %%
 groups = group_statistics(table)
-if groups.empty:
-    display(Markdown("This data set has no group column."))
-else:
+display(Markdown(eda.describe_groups(groups)))
+if not groups.empty:
     display(groups)
     fig, ax = plots.plot_group_sizes(groups)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -51,22 +51,23 @@ lr_find_steps: int = 20  # steps of the learning-rate range test (0: skip)
 runs_dir: str = ""  # where run directories go (empty: <repo>/runs/<profile>/<configuration name>)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, experiment, plots
-from medvision.data import build_tensor_cache, load_data
-from medvision.data.splits import stratified_subsample
-from medvision.lr_finder import lr_find
-from medvision.run_config import RunConfig
+from medvision import plots
+from medvision.book import pages, report
+from medvision.config import RunConfig
+from medvision.data.leakage import collect_leakage
+from medvision.data.pipeline import load_cached_split
+from medvision.train import runner
+from medvision.train.lr_finder import lr_find
 
 run_config = RunConfig.load(config, [overrides, {"train": {"progress": False}}])
 exp, seed = run_config.experiment, run_config.train.seed
-table = stratified_subsample(load_data(run_config.data), max_train_samples, seed=seed)
-cache = build_tensor_cache(table, run_config.data.size, resize=run_config.data.resize, progress=False)
-out = book.runs_dir(profile, run_config.label, runs_dir)
-book.run_banner(profile, data=table.name, train_images=int((table.frame["split"] == "train").sum()),
-                backbone=exp.backbone, input=f"{exp.image_size}px", epochs=run_config.train.epochs, seed=seed)
+cache = load_cached_split(run_config.data, max_train_samples, seed=seed)
+table = cache.table
+out = pages.runs_dir(profile, run_config.label, runs_dir)
+pages.run_banner(profile, data=table.name, train_images=table.split_sizes().get("train", 0),
+                 backbone=exp.backbone, input=f"{exp.image_size}px", epochs=run_config.train.epochs, seed=seed)
 
 # %% [markdown]
 # ## Choosing a learning rate
@@ -77,9 +78,9 @@ book.run_banner(profile, data=table.name, train_images=int((table.frame["split"]
 
 # %%
 if lr_find_steps:
-    model, used, _ = experiment.build_model(exp, table.num_classes)  # the offline fallback where configured
+    model, used, _ = runner.build_model(exp, table.num_classes)  # the offline fallback where configured
     display(Markdown(f"Weights: {model.weights_source}"))
-    loader = experiment.make_loaders(cache, model, used, seed)["train"]
+    loader = runner.make_loaders(cache, model, used, seed)["train"]
     finder = lr_find(model, loader, run_config.strategy_for("full"), num_steps=lr_find_steps)
     fig, ax = plots.plot_lr_find(finder)
     ax.set_title(f"{used.backbone}: learning-rate range test (full fine-tune)")
@@ -88,13 +89,10 @@ if lr_find_steps:
 # ## Training every strategy
 
 # %%
-specs = [(s, run_config) for s in run_config.strategies]
-if scratch:
-    specs.append(("full", run_config.override({"experiment": {"pretrained": "none"}})))
-with experiment.collect_leakage() as leaks:  # the split's leakage audit, shown once below
-    summaries = [experiment.run_strategy(cache, spec, c, out) for spec, c in specs]
+with collect_leakage() as leaks:  # the split's leakage audit, shown once below
+    summaries = runner.run_strategies(cache, run_config, out, scratch=scratch)
 run_dirs = [out / s["run"] for s in summaries]
-comparison = experiment.compare_runs(run_dirs)
+comparison = runner.compare_runs(run_dirs)
 comparison.round(3)
 
 # %% [markdown]
@@ -103,18 +101,16 @@ comparison.round(3)
 # features, its one-off feature extraction is not included.
 
 # %%
-display(Markdown(experiment.describe_comparison(comparison)))
+display(Markdown(report.describe_comparison(comparison)))
 display(Markdown(leaks.markdown()))
-display(Markdown(experiment.describe_weights(summaries)))
+display(Markdown(report.describe_weights(summaries)))
 
 # %% [markdown]
 # ## Learning curves
 
 # %% tags=["hide-input"]
-histories = {d.name: experiment.load_history(d) for d in run_dirs}
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
-for metric, ax in zip(["train_loss", "val_loss", "val_macro_f1"], axes, strict=True):
-    plots.plot_learning_curves(histories, metric, ax=ax)
+fig, axes = plots.plot_learning_curve_panels({d.name: runner.load_history(d) for d in run_dirs},
+                                             ("train_loss", "val_loss", "val_macro_f1"))
 
 # %% [markdown]
 # ## Test metrics by strategy

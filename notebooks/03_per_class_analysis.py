@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -46,18 +46,22 @@ external_data: str = ""  # also score the run on this labelled data set (folder 
 external_map: dict = {}  # its class names → the run's, e.g. {"NORMAL": "normal"} (unmapped: matched by name)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, evaluation, experiment, external, metrics, plots
-from medvision.run_config import RunConfig
+from medvision import plots
+from medvision.book import pages
+from medvision.config import RunConfig
+from medvision.evaluate import evaluation, external
+from medvision.metrics import classification as metrics
+from medvision.train import runner
 
 run_config = RunConfig.load(config, [overrides])
-out = book.runs_dir(profile, run_config.label, runs_dir)
+out = pages.runs_dir(profile, run_config.label, runs_dir)
 run_dir = out / run if run else evaluation.best_run(out)
 ev = evaluation.evaluate_run(run_dir, n_resamples=n_resamples, seed=seed)
-summary = experiment.load_summary(run_dir)
-book.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summary["backbone"],
+figures = evaluation.test_figures(ev)
+summary = runner.load_summary(run_dir)
+pages.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summary["backbone"],
                 weights=summary["weights"], test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]
@@ -82,35 +86,25 @@ if run_config.reference:  # published (or a seed project's expected) results on 
 ev.per_class.round(3)
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-plots.plot_per_class_metric(ev.ci, "f1", ax=axes[0])
-plots.plot_per_class_metric(ev.ci, "recall", ax=axes[1])
-axes[0].set_title("F1 per class")
-axes[1].set_title("sensitivity (recall) per class");
+figures["per_class"]
 
 # %% [markdown]
 # ## Confusion matrices
 
 # %%
-pred = ev.test_logits.argmax(1)
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
-plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, ax=axes[0])
-plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, normalize=True, ax=axes[1]);
+figures["confusion_matrix"]
 
 # %% [markdown]
 # ## ROC and precision-recall curves (one class against the rest)
 
 # %%
-probs = (ev.test_logits / ev.temperature).softmax(1).numpy()
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-plots.plot_roc_curves(probs, ev.test_targets, ev.class_names, ax=axes[0])
-plots.plot_pr_curves(probs, ev.test_targets, ev.class_names, ax=axes[1]);
+display(figures["roc"], figures["precision_recall"])
 
 # %% [markdown]
 # ## Where the model goes wrong
 
 # %%
-confused = metrics.most_confused(ev.test_targets, pred, ev.class_names)
+confused = metrics.most_confused(ev.test_targets, ev.test_logits.argmax(1), ev.class_names)
 display(confused.round(3))
 display(Markdown(metrics.describe_weakest(ev.per_class, ev.ci, confused)))
 
@@ -121,17 +115,12 @@ display(Markdown(metrics.describe_weakest(ev.per_class, ev.ci, confused)))
 # class the model predicted, taken at the deepest feature stage of the backbone.
 
 # %% tags=["hide-input"]
-weakest = ev.class_names.index(ev.per_class["f1"].idxmin())
-cases = evaluation.top_losses(ev, true_class=weakest, n=n_mistakes)
-if cases.empty:
-    display(Markdown(f"No test image of {ev.class_names[weakest]} was misclassified."))
+mistakes = evaluation.weakest_class_mistakes(ev, n=n_mistakes)
+if mistakes is None:
+    display(Markdown(f"No test image of {evaluation.weakest_class(ev)} was misclassified."))
 else:
-    loaded = evaluation.load_run(run_dir)
-    tiles = evaluation.explain_cases(loaded, cases["position"], cases["predicted"])
-    titles = [f"true {ev.class_names[t]} / pred {ev.class_names[p]}\nconf {c:.2f}"
-              for t, p, c in zip(cases["true"], cases["predicted"], cases["confidence"], strict=True)]
-    fig, ax = plots.plot_image_grid(tiles, titles, ncols=4)
-    ax.set_title(f"most confident mistakes on {ev.class_names[weakest]} (Grad-CAM of the predicted class)")
+    fig, ax = plots.plot_image_grid(*mistakes, ncols=4)
+    ax.set_title(f"most confident mistakes on {evaluation.weakest_class(ev)} (Grad-CAM of the predicted class)")
 
 # %% [markdown]
 # ## External validation

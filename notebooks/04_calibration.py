@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -45,21 +45,23 @@ target_accuracy: float = 0.95  # accuracy the abstention analysis aims for
 seed: int = 0  # bootstrap seed
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
-from medvision import book, calibration, evaluation, experiment, plots
-from medvision.run_config import RunConfig
+from medvision import plots
+from medvision.book import pages, report
+from medvision.config import RunConfig
+from medvision.evaluate import evaluation
+from medvision.metrics import calibration
+from medvision.train import runner
 
 run_config = RunConfig.load(config, [overrides])
-out = book.runs_dir(profile, run_config.label, runs_dir)
+out = pages.runs_dir(profile, run_config.label, runs_dir)
 runs = evaluation.finished_runs(out)
 focus = out / run if run else evaluation.best_run(out)
 evals = {d.name: evaluation.evaluate_run(d, n_resamples=n_resamples, seed=seed, n_bins=n_bins) for d in runs}
 ev = evals[focus.name]
-focus_summary = experiment.load_summary(focus)
-book.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=focus.name,
+focus_summary = runner.load_summary(focus)
+pages.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=focus.name,
                 backbone=focus_summary["backbone"], weights=focus_summary["weights"], bootstrap=n_resamples, seed=seed)
 
 # %% [markdown]
@@ -72,10 +74,7 @@ book.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=foc
 
 # %%
 display(Markdown(f"**{focus.name}**: {ev.temperature_fit.describe()}."))
-before = calibration.reliability_bins((ev.test_logits).softmax(1), ev.test_targets, n_bins)
-after = calibration.reliability_bins((ev.test_logits / ev.temperature).softmax(1), ev.test_targets, n_bins)
-fig, ax = plots.plot_reliability_diagram({"before": before, f"after (T = {ev.temperature:.2f})": after})
-ax.set_title(f"{focus.name}: reliability on the test split");
+evaluation.test_figures(ev)["reliability"]
 
 # %%
 table = calibration.bootstrap_calibration(ev.test_logits, ev.test_targets, ev.temperature, n_resamples,
@@ -86,16 +85,12 @@ table.unstack("when").round(4)
 # ## Selective prediction: when may the model abstain?
 
 # %% tags=["hide-input"]
-probs = (ev.test_logits / ev.temperature).softmax(1)
-curve = calibration.risk_coverage(probs, ev.test_targets)
+curve = calibration.risk_coverage(ev.calibrated_test_probs, ev.test_targets)
 display(calibration.accuracy_at_coverage(curve).round(3))
-coverage, threshold = calibration.coverage_for_accuracy(curve, target_accuracy)
-display(Markdown(
-    f"To reach {target_accuracy:.0%} accuracy on the cases it answers, {focus.name} must abstain below a "
-    f"calibrated confidence of {threshold:.4f}, answering {coverage:.1%} of the test cases."
-    if coverage > 0 else f"{focus.name} does not reach {target_accuracy:.0%} accuracy at any coverage."))
-fig, ax = plots.plot_risk_coverage({name: calibration.risk_coverage(
-    (e.test_logits / e.temperature).softmax(1), e.test_targets) for name, e in evals.items()})
+display(Markdown(report.describe_abstention(focus.name, target_accuracy,
+                                            *calibration.coverage_for_accuracy(curve, target_accuracy))))
+fig, ax = plots.plot_risk_coverage({name: calibration.risk_coverage(e.calibrated_test_probs, e.test_targets)
+                                    for name, e in evals.items()})
 ax.set_title("risk-coverage on the test split");
 
 # %% [markdown]
@@ -104,29 +99,15 @@ ax.set_title("risk-coverage on the test split");
 # For each class, is the predicted probability of that class calibrated (Kull et al. 2019)?
 
 # %%
-calibration.classwise_calibration(probs, ev.test_targets, ev.class_names, n_bins).round(4)
+calibration.classwise_calibration(ev.calibrated_test_probs, ev.test_targets, ev.class_names, n_bins).round(4)
 
 # %% [markdown]
 # ## Across strategies
 
 # %% tags=["hide-input"]
-rows = []
-for name, e in evals.items():
-    t = e.calibration
-    rows.append({"run": name, "temperature": e.temperature, "fitted": e.temperature_fit.used,
-                 "accuracy": e.metrics["accuracy"],
-                 "ece_before": t.loc["before", "ece"], "ece_after": t.loc["after", "ece"],
-                 "nll_before": t.loc["before", "nll"], "nll_after": t.loc["after", "nll"],
-                 "brier_after": t.loc["after", "brier"]})
-across = pd.DataFrame(rows).set_index("run")
+across = report.calibration_across(evals)
 display(across.round(4))
-fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-across[["ece_before", "ece_after"]].plot.bar(ax=ax, rot=20)
-ax.set_ylabel("test ECE (15 equal-width bins)");
+fig, ax = plots.plot_ece_before_after(across)
 
 # %%
-lower = (across["ece_after"] < across["ece_before"]).sum()
-display(Markdown(
-    f"Temperature scaling lowered the test ECE of {lower} of {len(across)} runs; fitted temperatures range "
-    f"from {across['temperature'].min():.2f} to {across['temperature'].max():.2f} (above 1: the network was "
-    f"over-confident). Accuracy is unchanged by construction: dividing logits by T keeps their ranking."))
+display(Markdown(report.describe_calibration_across(across)))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -45,66 +45,42 @@ n_resamples: int = 200  # bootstrap resamples for the CIs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
 
 # %% tags=["hide-input"]
-import pandas as pd
 from IPython.display import Markdown, display
 
-from medvision import benchmark, book, evaluation, experiment
-from medvision.data import build_tensor_cache, load_data
-from medvision.data.splits import stratified_subsample
+from medvision.book import pages
+from medvision.data.leakage import collect_leakage
+from medvision.evaluate import anchors, evaluation
+from medvision.train import sweeps
 
-root = book.runs_dir(profile, "benchmark", runs_dir)
-configs = {name: benchmark.dataset_config(name, overrides, per_dataset).override({"train": {"progress": False}})
-           for name in datasets or [config]}
-run_dirs = []
-with experiment.collect_leakage() as leaks:  # each data set's leakage audit, shown once below
-    for run_config in configs.values():
-        for seed in seeds:
-            seeded = run_config.override({"train": {"seed": seed}})
-            table = stratified_subsample(load_data(seeded.data), max_train_samples, seed=seed)
-            cache = build_tensor_cache(table, seeded.data.size, resize=seeded.data.resize, progress=False)
-            for spec in seeded.strategies:
-                s = experiment.run_strategy(cache, spec, benchmark.strategy_config(spec, seeded),
-                                            root / run_config.label / f"seed{seed}")
-                run_dirs.append(root / run_config.label / f"seed{seed}" / s["run"])
-runs = benchmark.collect(run_dirs)
-first = next(iter(configs.values()))
-size, exp = first.data.size, first.experiment
-weights = experiment.load_summary(run_dirs[0])["weights"]
-head_augment = benchmark.strategy_config("head_only", first).experiment.augment
-display(book.run_banner(
-    profile, data=", ".join(configs), resolution=f"{size}px", backbone=exp.backbone, weights=weights,
-    input=f"{exp.image_size}px", strategies=", ".join(first.strategies), seeds=seeds, epochs=first.train.epochs,
-    augment=exp.augment if head_augment == exp.augment else f"{exp.augment} (head-only: {head_augment}, cached features)",
-    **({"weight average": first.train.ema_decay} if first.train.ema_decay else {}),
-    **({"per data set": per_dataset} if per_dataset else {})))
-display(Markdown(leaks.markdown()))
+root = pages.runs_dir(profile, "benchmark", runs_dir)
+with collect_leakage() as leaks:  # each data set's leakage audit, shown once below
+    result = sweeps.sweep_datasets(datasets or [config], overrides, per_dataset, root=root,
+                                   make_sweep=lambda cfg: sweeps.seeds_sweep(seeds, max_train_samples))
+runs = anchors.collect(result.rows)
+size = next(iter(result.configs.values())).data.size
+display(pages.run_banner(profile, **result.banner_facts(), resolution=f"{size}px", seeds=seeds,
+                         **({"per data set": per_dataset} if per_dataset else {})))
+display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
 
 # %% [markdown]
 # ## Our results: mean and standard deviation over seeds
 
 # %%
-summary = benchmark.seed_summary(runs)
+summary = anchors.seed_summary(runs)
 summary.round(3)
 
 # %% [markdown]
 # ## 95% bootstrap intervals (first seed)
 
-# %% tags=["hide-input"]
-ci_rows = []
-for d in run_dirs:
-    if d.parent.name == f"seed{seeds[0]}":
-        ev = evaluation.evaluate_run(d, n_resamples=n_resamples)
-        for m in ("accuracy", "auroc", "macro_f1"):
-            ci_rows.append({"dataset": d.parent.parent.name, "run": d.name, "metric": m,
-                            **ev.ci.loc[m, ["estimate", "lower", "upper"]].to_dict()})
-pd.DataFrame(ci_rows).set_index(["dataset", "run", "metric"]).astype(float).round(3)
+# %%
+evaluation.bootstrap_intervals(result.rows, of_seed=seeds[0], n_resamples=n_resamples).round(3)
 
 # %% [markdown]
 # ## Published anchors (not computed here)
 
 # %%
-anchors = benchmark.load_anchors()
-anchors[anchors["dataset"].isin(list(configs))].set_index(["dataset", "method", "resolution"])
+published = anchors.load_anchors()
+published[published["dataset"].isin(list(result.configs))].set_index(["dataset", "method", "resolution"])
 
 # %% [markdown]
 # ## Ours against the published rows at the same resolution
@@ -123,8 +99,7 @@ anchors[anchors["dataset"].isin(list(configs))].set_index(["dataset", "method", 
 # its mirror image).
 
 # %%
-chosen = benchmark.chosen_on_validation(runs)
-picked = summary.loc[[(d, r) for d, r in chosen.items()]]
-versus = benchmark.versus_anchors(picked, anchors, resolution=size)
+picked = summary.loc[list(anchors.chosen_on_validation(runs).items())]
+versus = anchors.versus_anchors(picked, published, resolution=size)
 display(versus.round(3))
-display(Markdown(benchmark.describe_versus(versus)))
+display(Markdown(anchors.describe_versus(versus)))

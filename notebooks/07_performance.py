@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -49,51 +49,32 @@ score_epochs: int = 3  # epochs of the plain loop in that comparison (medvision:
 score_train_images: int = 1500  # training images of that comparison (0: the whole train split)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
-from medvision import book, evaluation, experiment, plots
-from medvision import speed as speed_tables
-from medvision.run_config import RunConfig
+from medvision import plots
+from medvision.book import pages, speed
+from medvision.config import RunConfig
+from medvision.evaluate import evaluation
+from medvision.train import runner
 
-data_bench = book.run_bench("data_pipeline", "--epochs", str(bench_epochs))
-head_bench = book.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
-train_bench = book.run_bench("train_throughput", "--batches", str(train_bench_batches), "--rounds",
-                             str(train_bench_rounds), "--sizes", *map(str, train_bench_sizes),
-                             "--predict-sizes", *map(str, predict_bench_sizes),
-                             "--eval-images", str(bench_eval_images),
-                             "--seeds", *map(str, score_seeds), "--score-epochs", str(score_epochs),
-                             "--score-train-images", str(score_train_images))
-display(book.run_banner(profile, data_pipeline_images=f"{data_bench['images']} ({data_bench['data']})",
-                        head_only_images=head_bench["images"], bench_epochs=bench_epochs))
-if data_bench["fallback"]:
-    display(Markdown("The data-pipeline benchmark ran on its **fallback**: the chest X-ray folder "
-                     "`chest_xray_224/` is not under the data root, so bundled PneumoniaMNIST train images, "
-                     "exported as 224 px JPEGs, were timed instead."))
+data_bench = pages.run_bench("data_pipeline", "--epochs", str(bench_epochs))
+head_bench = pages.run_bench("head_only", "--epochs", str(bench_epochs), "--max-images", str(head_bench_images))
+train_bench = pages.run_bench("train_throughput", "--batches", str(train_bench_batches), "--rounds",
+                              str(train_bench_rounds), "--sizes", *map(str, train_bench_sizes),
+                              "--predict-sizes", *map(str, predict_bench_sizes),
+                              "--eval-images", str(bench_eval_images),
+                              "--seeds", *map(str, score_seeds), "--score-epochs", str(score_epochs),
+                              "--score-train-images", str(score_train_images))
+display(pages.run_banner(profile, data_pipeline_images=f"{data_bench['images']} ({data_bench['data']})",
+                         head_only_images=head_bench["images"], bench_epochs=bench_epochs))
+display(Markdown(speed.describe_data_fallback(data_bench)))
 
 # %% [markdown]
 # ## Speed-ups measured in this build
 
 # %% tags=["hide-input"]
-ratios = pd.DataFrame([
-    {"benchmark": "data pipeline: tensor cache + batch augmentation vs ImageFolder + PIL transforms",
-     "medvision": f"{data_bench['medvision_images_per_s']:.0f} images/s",
-     "baseline": f"{data_bench['torchvision_images_per_s']:.0f} images/s", "ratio": data_bench["ratio"],
-     "peak RSS (MB)": data_bench["peak_rss_mb"]},
-    {"benchmark": "head-only training: cached features vs frozen backbone each epoch",
-     "medvision": f"{head_bench['cached_s_per_epoch']:.3f} s/epoch",
-     "baseline": f"{head_bench['backbone_s_per_epoch']:.2f} s/epoch", "ratio": head_bench["ratio"],
-     "peak RSS (MB)": head_bench["peak_rss_mb"]},
-]).set_index("benchmark")
-display(ratios.round(1))
-display(Markdown(
-    f"The tensor pipeline delivers {data_bench['ratio']:.1f}x the images per second of torchvision's "
-    f"ImageFolder at {data_bench['output_px']} px once its one-off cache is built "
-    f"({data_bench['cache_build_s']:.2f} s for {data_bench['images']} images; first epoch included: "
-    f"{data_bench['first_epoch_ratio']:.1f}x). Head-only epochs on cached features are "
-    f"{head_bench['ratio']:.0f}x faster than running the frozen backbone; over 20 epochs, extraction "
-    f"included, {head_bench['ratio_20_epochs_with_extraction']:.1f}x."))
+display(speed.pipeline_table(data_bench, head_bench).round(1))
+display(Markdown(speed.describe_pipeline(data_bench, head_bench)))
 
 # %% [markdown]
 # ## Training and evaluation against a plain PyTorch loop
@@ -105,14 +86,13 @@ display(Markdown(
 # gradient clipping. Every row runs in a fresh pair of worker processes, one per side, as two scripts of a user
 # would, and the two alternate round by round. Training gains from channels-last batches; evaluation from
 # BatchNorm folded into the convolutions, channels-last batches, `torch.inference_mode` and an allocator that
-# keeps its buffers (`medvision.devices.tune_allocator`); prediction on the CPU from ONNX Runtime.
+# keeps its buffers (`medvision.core.devices.tune_allocator`); prediction on the CPU from ONNX Runtime.
 
 # %%
-speed = pd.DataFrame(train_bench["rows"])
-speed["label"] = [f"{r.kind} {r.strategy} {r.size}px".replace(" - ", " ") for r in speed.itertuples()]
-fig, ax = plots.plot_speedups(speed)
+rows = speed.throughput_table(train_bench)
+fig, ax = plots.plot_speedups(rows.reset_index())
 ax.set_title(f"EfficientNet-Lite0, batch {train_bench['batch']}, {train_bench['threads']} threads")
-display(speed.set_index("label")[["plain_images_per_s", "medvision_images_per_s", "ratio"]].round(2))
+display(rows[["plain_images_per_s", "medvision_images_per_s", "ratio"]].round(2))
 
 # %% [markdown]
 # ## Wall time to the plain loop's validation score
@@ -133,8 +113,8 @@ scores = train_bench["time_to_score"]
 if scores:
     fig, ax = plots.plot_time_to_score(scores)
     ax.set_title(f"EfficientNet-Lite0, {scores[0]['train_images']} training images, {scores[0]['size']} px")
-    display(speed_tables.time_to_score_table(scores).round(3))
-    display(Markdown(speed_tables.describe_time_to_score(scores)))
+    display(speed.time_to_score_table(scores).round(3))
+    display(Markdown(speed.describe_time_to_score(scores)))
 else:
     display(Markdown("Not run under this profile (`score_seeds` is empty): the `cpu` profile runs it over "
                      "three seeds."))
@@ -143,24 +123,17 @@ else:
 # ## Training time per epoch, by strategy
 
 # %% tags=["hide-input"]
-try:
-    runs_of = book.runs_dir(profile, RunConfig.load(config, [overrides]).label, runs_dir)
-    table = experiment.compare_runs(evaluation.finished_runs(runs_of))
-    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    table["s_per_epoch"].sort_values().plot.barh(ax=ax, color="C1")
+per_epoch = runner.compare_runs(evaluation.finished_runs(
+    pages.runs_dir(profile, RunConfig.load(config, [overrides]).label, runs_dir), missing_ok=True))
+if not per_epoch.empty:
+    fig, ax = plots.plot_metric_bars(per_epoch, "s_per_epoch")
     ax.set_xlabel("seconds per training epoch (head_only: cached features)")
-    display(table[["s_per_epoch", "trainable_params"]])
-except FileNotFoundError as exc:
-    display(Markdown(f"No training runs to time: {exc}"))
+    display(per_epoch[["s_per_epoch", "trainable_params"]])
 
 # %% [markdown]
 # ## Build time of this book, by chapter
 
 # %%
-record = book.run_record()
-times = pd.DataFrame([{"chapter": nb, "seconds": v["seconds"], "training runs": book.describe_runs(v["runs"])}
-                      for nb, v in record["notebooks"].items()], columns=["chapter", "seconds", "training runs"])
-display(times.set_index("chapter"))
-display(Markdown(f"Chapters before this one took {times['seconds'].sum():.0f} s in total under the "
-                 f"**{profile}** profile. A *reused* run was found finished in its run directory (same "
-                 "configuration, from an earlier build) and was not trained again."))
+times = speed.chapter_times(pages.run_record())
+display(times)
+display(Markdown(speed.describe_chapter_times(times, profile)))

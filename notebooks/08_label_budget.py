@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -50,21 +50,22 @@ features_baseline: bool = True  # also fit logistic regression on frozen backbon
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/label_budget)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, evidence, experiment, plots, sweeps
+from medvision import plots
+from medvision.book import evidence, pages
+from medvision.data.leakage import collect_leakage
+from medvision.train import sweeps
 
-root = book.runs_dir(profile, "label_budget", runs_dir)
-with experiment.collect_leakage() as leaks:
+root = pages.runs_dir(profile, "label_budget", runs_dir)
+with collect_leakage() as leaks:
     result = sweeps.sweep_datasets(
         datasets or [config], overrides, per_dataset, root=root,
         make_sweep=lambda cfg: sweeps.Sweep("per_class", sweeps.label_budgets(per_class), seeds=tuple(seeds),
                                             min_steps=min_steps,
                                             max_epochs=max_epochs, features_baseline=features_baseline))
-facts = result.banner_facts()
-facts["epochs"] = f"{facts['epochs']} (small budgets: at least {min_steps} steps, at most {max_epochs or 'any'} epochs)"
-display(book.run_banner(profile, **facts, seeds=seeds, budgets=per_class))
+display(pages.run_banner(profile, **result.banner_facts(), seeds=seeds, budgets=per_class,
+                         small_budgets=f"at least {min_steps} steps, at most {max_epochs or 'any'} epochs"))
 display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
 metrics = ["test_macro_f1", "test_auroc", "val_macro_f1"]
 means = evidence.seed_means(result.rows, ["dataset", "per_class", "strategy"], metrics)
@@ -76,12 +77,7 @@ means = evidence.seed_means(result.rows, ["dataset", "per_class", "strategy"], m
 # t-interval over seeds shaded (one seed: no band).
 
 # %% tags=["hide-input"]
-for dataset, group in means.groupby("dataset", sort=False):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    for ax, metric in zip(axes, ("test_macro_f1", "test_auroc"), strict=True):
-        plots.plot_label_budget(group, metric, ax=ax)
-    fig.suptitle(dataset)
-    plt.show()
+plots.plot_panels_by_group(means, "dataset", plots.plot_label_budget, ("test_macro_f1", "test_auroc"));
 
 # %% [markdown]
 # ## What the curves say

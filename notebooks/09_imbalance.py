@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -49,23 +49,23 @@ n_resamples: int = 100  # bootstrap resamples of each run's evaluation
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/imbalance)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, evidence, experiment, plots, sweeps
+from medvision import plots
+from medvision.book import evidence, pages
+from medvision.data.leakage import collect_leakage
+from medvision.train import sweeps
 
-root = book.runs_dir(profile, "imbalance", runs_dir)
-with experiment.collect_leakage() as leaks:
+root = pages.runs_dir(profile, "imbalance", runs_dir)
+with collect_leakage() as leaks:
     result = sweeps.sweep_datasets(
         datasets or [config], overrides, per_dataset, root=root, check=sweeps.check_plain_loss,
         make_sweep=lambda cfg: sweeps.Sweep("remedy", sweeps.remedies(remedies), seeds=tuple(seeds),
                                             strategies=(remedy_strategy,)))
-display(book.run_banner(profile, **result.banner_facts(), seeds=seeds))
+display(pages.run_banner(profile, **result.banner_facts(), seeds=seeds))
 display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
-scores = evidence.remedy_scores(result.rows, rare=rare, n_resamples=n_resamples) if len(result.rows) else result.rows
-recalls = [c for c in scores if c.startswith("recall_")]
-means = evidence.seed_means(scores, ["dataset", "remedy"],
-                            ["test_balanced_accuracy", "test_macro_f1", "test_ece", *recalls])
+scores = evidence.remedy_scores(result.rows, rare=rare, n_resamples=n_resamples)
+means = evidence.remedy_means(scores)
 
 # %% [markdown]
 # ## Remedies side by side
@@ -74,12 +74,8 @@ means = evidence.seed_means(scores, ["dataset", "remedy"],
 # right, the expected calibration error of the probabilities as trained (lower is better).
 
 # %% tags=["hide-input"]
-for dataset, group in means.groupby("dataset", sort=False):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(group) + 1.5), layout="constrained")
-    plots.plot_remedies(group, "test_balanced_accuracy", ax=axes[0])
-    plots.plot_remedies(group, "test_ece", ax=axes[1])
-    fig.suptitle(dataset)
-    plt.show()
+plots.plot_panels_by_group(means, "dataset", plots.plot_remedies, ("test_balanced_accuracy", "test_ece"),
+                           panel_height=0.45 * means["remedy"].nunique() + 1.5);
 
 # %% [markdown]
 # ## What the runs say

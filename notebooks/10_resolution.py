@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (medvision)
 #     language: python
@@ -46,21 +46,23 @@ max_train_samples: int = 200  # training images per seed, stratified (0: all)
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/resolution)
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from medvision import book, evidence, experiment, plots, sweeps
+from medvision import plots
+from medvision.book import evidence, pages
+from medvision.data.leakage import collect_leakage
+from medvision.train import sweeps
 
-root = book.runs_dir(profile, "resolution", runs_dir)
-with experiment.collect_leakage() as leaks:
+root = pages.runs_dir(profile, "resolution", runs_dir)
+with collect_leakage() as leaks:
     result = sweeps.sweep_datasets(
         datasets or [config], overrides, per_dataset, root=root,
         make_sweep=lambda cfg: sweeps.Sweep(
             "input_px", sweeps.resolutions(sizes, decode_at_size=cfg.data.source != "medmnist",
                                            max_train_samples=max_train_samples),
             seeds=tuple(seeds)))
-display(book.run_banner(profile, **result.banner_facts(), sizes=sizes, seeds=seeds,
-                        **{"training images": max_train_samples or "all"}))
+display(pages.run_banner(profile, **result.banner_facts(), sizes=sizes, seeds=seeds,
+                         **{"training images": max_train_samples or "all"}))
 display(Markdown(leaks.markdown() + "\n\n" + result.missing_markdown()))
 metrics = ["test_macro_f1", "test_auroc"]
 means = evidence.seed_means(result.rows, ["dataset", "input_px", "strategy"], metrics)
@@ -69,21 +71,13 @@ means = evidence.seed_means(result.rows, ["dataset", "input_px", "strategy"], me
 # ## Score and cost against input size
 
 # %% tags=["hide-input"]
-for strategy, group in means.groupby("strategy", sort=False):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    for ax, metric in zip(axes, metrics, strict=True):
-        plots.plot_resolution(group, metric, ax=ax)
-    fig.suptitle(f"strategy: {strategy}")
-    plt.show()
+plots.plot_panels_by_group(means, "strategy", plots.plot_resolution, metrics, title="strategy: {}");
 
 # %% [markdown]
 # ## What the runs say
 
 # %% tags=["hide-input"]
-for strategy, group in means.groupby("strategy", sort=False):
-    for metric in metrics:
-        display(Markdown(f"**{strategy}, {metric.removeprefix('test_')}.** "
-                         + evidence.describe_resolution(group, metric)))
+display(Markdown(evidence.describe_resolution_by_strategy(means, metrics)))
 
 # %% [markdown]
 # ## The numbers

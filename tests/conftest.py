@@ -44,12 +44,11 @@ def write_image(path: Path, size: tuple[int, int] = (32, 24), seed: int = 0, mod
 @pytest.fixture(scope="session")
 def tiny_run(shared_data, tmp_path_factory) -> Path:
     """One finished run (random-init test model, BreastMNIST subset, 2 epochs): for export and inference."""
-    from medvision.data import DataConfig, build_tensor_cache, load_data
+    from medvision.config import DataConfig, ExperimentConfig, StrategyConfig, TrainConfig
+    from medvision.config.run import RunConfig
+    from medvision.data import build_tensor_cache, load_data
     from medvision.data.splits import stratified_subsample
-    from medvision.experiment import ExperimentConfig, run_strategy
-    from medvision.run_config import RunConfig
-    from medvision.strategies import StrategyConfig
-    from medvision.training import TrainConfig
+    from medvision.train.runner import run_strategy
 
     base = tmp_path_factory.mktemp("tiny-run")
     with pytest.MonkeyPatch.context() as mp:
@@ -65,7 +64,7 @@ def tiny_run(shared_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     """``tiny_run`` exported with descriptions and a checked ``torch.export`` file."""
-    from medvision.export import export_bundle
+    from medvision.deploy.export import export_bundle
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDVISION_CACHE", str(tmp_path_factory.getbasetemp() / "tensor-cache"))

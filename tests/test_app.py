@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from medvision import DISCLAIMER
-from tests.test_webhook import Receiver
+from tests.deploy.test_webhook import Receiver
 
 pytest.importorskip("streamlit", reason="the [app] extra is not installed")
 from streamlit.testing.v1 import AppTest  # noqa: E402

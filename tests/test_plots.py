@@ -8,8 +8,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from medvision import plots  # noqa: E402
-from medvision.calibration import reliability_bins, risk_coverage  # noqa: E402
-from medvision.metrics import bootstrap_ci  # noqa: E402
+from medvision.metrics.calibration import reliability_bins, risk_coverage  # noqa: E402
+from medvision.metrics.classification import bootstrap_ci  # noqa: E402
 
 NAMES = ["normal", "pneumonia", "tb"]
 
@@ -61,8 +61,8 @@ def test_image_grid_and_learning_curves():
 
 
 def test_gradcam_maps_and_overlay():
-    from medvision.models import create_model
-    from medvision.saliency import gradcam, overlay, target_layer
+    from medvision.models.backbones import create_model
+    from medvision.models.saliency import gradcam, overlay, target_layer
 
     torch.manual_seed(0)
     model = create_model("test_efficientnet", 2, pretrained="none")
@@ -88,3 +88,25 @@ def test_speedup_bars_and_time_to_score_lines():
     assert len(lines) == 4 and list(lines[1].get_xdata()) == [0.0, 5, 10]
     assert [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"] == [0.9, 0.9]
     plt.close("all")
+
+
+def test_panel_helpers_return_their_figures():
+    import pandas as pd
+
+    from medvision import plots
+
+    histories = {"a": pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7],
+                                    "val_macro_f1": [0.5, 0.6]})}
+    fig, axes = plots.plot_learning_curve_panels(histories)
+    assert len(axes) == 3 and axes[2].get_ylabel() == "val macro f1"
+    calls = []
+    figs = plots.plot_panels_by_group(pd.DataFrame({"d": ["x", "x", "y"], "v": [1, 2, 3]}), "d",
+                                      lambda g, m, ax: calls.append((len(g), m)), ("m1", "m2"), title="set {}")
+    assert [f._suptitle.get_text() for f in figs] == ["set x", "set y"]
+    assert calls == [(2, "m1"), (2, "m2"), (1, "m1"), (1, "m2")]
+    across = pd.DataFrame({"ece_before": [0.1, 0.2], "ece_after": [0.05, 0.1]}, index=["a", "b"])
+    fig, ax = plots.plot_ece_before_after(across)
+    assert len(ax.patches) == 4
+    fig, ax = plots.plot_metric_bars(pd.DataFrame({"s_per_epoch": [2.0, 0.5]}, index=["full", "head"]),
+                                     "s_per_epoch")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["head", "full"]

@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHECK = """
 import json, medvision
-from medvision.benchmark import load_anchors
+from medvision.evaluate.anchors import load_anchors
 from medvision.data import load_medmnist
-from medvision.systems import available_systems, load_system
+from medvision.config import available_systems
+from medvision.train.systems import load_system
 table = load_medmnist("pneumoniamnist", download_missing=False)
 print(json.dumps({"module": medvision.__file__, "systems": available_systems(),
                   "ham10000": load_system("ham10000").name, "anchors": len(load_anchors()),

@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,13 +19,13 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from medvision.atomic import atomic_path, write_json_atomic
-from medvision.data.decode import OnError, map_images, read_image
+from medvision.config.choices import OnError, ResizeMode
+from medvision.core.atomic import atomic_path, write_json_atomic
+from medvision.core.errors import CacheError, ConfigError
+from medvision.data.decode import map_images, read_image
 from medvision.data.paths import tensor_cache_dir
 from medvision.data.table import SampleTable
-from medvision.errors import CacheError, ConfigError
 
-ResizeMode = Literal["squash", "crop", "pad"]
 CACHE_VERSION = 1
 
 

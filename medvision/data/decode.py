@@ -11,15 +11,15 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Literal, TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from medvision.config.choices import OnError
+from medvision.core.errors import ConfigError
 from medvision.data.errors import ImageLoadError
-from medvision.errors import ConfigError
 
-OnError = Literal["raise", "skip"]
 T = TypeVar("T")
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(

@@ -18,17 +18,15 @@ saved beside the split manifest.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from medvision.config.choices import DedupeMode
 from medvision.data.errors import DataError
 from medvision.data.leakage import image_hashes, near_duplicate_pairs
 from medvision.data.table import SampleTable
 
-DedupeMode = Literal["none", "exact", "near"]
-OfficialSplitPolicy = Literal["keep", "drop_duplicates", "resplit"]
 #: Splits in the order they are fitted on: a duplicate "leaks" into the later one.
 ORDER = {"train": 0, "val": 1, "test": 2}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from functools import partial
 
 import imagehash
@@ -12,9 +13,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from medvision.atomic import atomic_path
+from medvision.config.choices import OnError
+from medvision.core.atomic import atomic_path
+from medvision.core.errors import LeakageWarning
 from medvision.data.cache import load_pixels
-from medvision.data.decode import OnError, map_images
+from medvision.data.decode import map_images
 from medvision.data.paths import tensor_cache_dir
 from medvision.data.table import SampleTable
 
@@ -118,20 +121,23 @@ def near_duplicate_pairs(phash: np.ndarray, max_distance: int, chunk: int = 2048
     return np.concatenate(ii), np.concatenate(jj), np.concatenate(dd)
 
 
-def leakage_report(table: SampleTable, max_distance: int = 4, progress: bool = False) -> pd.DataFrame:
+def leakage_report(table: SampleTable, max_distance: int = 4, progress: bool = False,
+                   on_error: OnError = "raise") -> pd.DataFrame:
     """Find duplicates and group leakage within and across splits.
 
     Args:
         table: The samples, usually with a ``split`` column.
         max_distance: Largest pHash Hamming distance (of 64 bits) counted as a near duplicate.
         progress: Show a progress bar while hashing.
+        on_error: ``"skip"`` gives an unreadable image a hash of its own (it duplicates nothing) instead of
+            raising (a configuration's ``data.on_error``).
 
     Returns:
         One row per finding: ``kind`` is ``exact`` (identical pixels), ``near`` (perceptual hash within
         ``max_distance``, not exact) or ``group`` (a group id present in several splits, one row per
         group). ``cross_split`` marks findings that leak between splits.
     """
-    content, phash = image_hashes(table, progress=progress)
+    content, phash = image_hashes(table, progress=progress, on_error=on_error)
     ids = table.frame["sample_id"].to_numpy()
     split = table.frame["split"].to_numpy() if "split" in table.frame else np.full(len(table), None)
     rows: list[dict] = []
@@ -165,7 +171,8 @@ def summarize_leakage(report: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def leakage_audit(table: SampleTable, max_distance: int = 4, report: pd.DataFrame | None = None) -> dict:
+def leakage_audit(table: SampleTable, max_distance: int = 4, report: pd.DataFrame | None = None,
+                  on_error: OnError = "raise") -> dict:
     """What a run's own split leaks: duplicate pairs and shared groups counted by split pair, and the test
     images that have a duplicate (or a group) in train or val — the ones a clean test score leaves out.
 
@@ -174,7 +181,7 @@ def leakage_audit(table: SampleTable, max_distance: int = 4, report: pd.DataFram
         "test": n_test, "test_leaking": [sample ids], "test_clean": n}`` (``near`` counts pairs that are not
         exact; every split pair is listed, zeros included).
     """
-    report = leakage_report(table, max_distance=max_distance) if report is None else report
+    report = leakage_report(table, max_distance=max_distance, on_error=on_error) if report is None else report
     splits = [s for s in table.splits]
     pairs = [f"{a}-{b}" for i, a in enumerate(splits) for b in splits[i + 1:]]
     counts: dict[str, dict[str, int]] = {k: dict.fromkeys(pairs, 0) for k in ("exact", "near", "group")}
@@ -225,14 +232,14 @@ def describe_audit(audit: dict) -> str | None:
 _AUDITS: dict[tuple, dict] = {}
 
 
-def audit_of(table: SampleTable, max_distance: int = 4) -> dict:
+def audit_of(table: SampleTable, max_distance: int = 4, on_error: OnError = "raise") -> dict:
     """:func:`leakage_audit` of ``table``, computed once per table and split in a process (every strategy of a
-    chapter trains on the same split)."""
+    chapter trains on the same split); ``on_error="skip"`` hashes past unreadable images."""
     split = pd.util.hash_pandas_object(table.frame["split"], index=False).to_numpy().tobytes() \
         if "split" in table.frame else b""
     key = (table.name, table.fingerprint(), split, max_distance)
     if key not in _AUDITS:
-        _AUDITS[key] = leakage_audit(table, max_distance)
+        _AUDITS[key] = leakage_audit(table, max_distance, on_error=on_error)
     return _AUDITS[key]
 
 
@@ -249,3 +256,27 @@ def cross_duplicates(content_a: list[str], phash_a: np.ndarray, content_b: list[
             dist = _popcount(phash_a[i:i + chunk, None] ^ block[None, :])
             nearest[i:i + chunk] = np.minimum(nearest[i:i + chunk], dist.min(axis=1))
     return pd.DataFrame({"exact": exact, "near": ~exact & (nearest <= max_distance), "distance": nearest})
+
+
+class collect_leakage:
+    """Collect the :class:`~medvision.core.errors.LeakageWarning` of the runs trained inside the ``with`` block,
+    once per message, to show them as sentences (a chapter's page) instead of as warnings."""
+
+    def __enter__(self) -> collect_leakage:
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always", LeakageWarning)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catch.__exit__(*exc)
+        others = [w for w in self._caught if not issubclass(w.category, LeakageWarning)]
+        self.messages = list(dict.fromkeys(str(w.message) for w in self._caught
+                                           if issubclass(w.category, LeakageWarning)))
+        for w in others:  # every other warning as Python would have shown it
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+    def markdown(self) -> str:
+        if not self.messages:
+            return "**Leakage audit.** No duplicate image or shared group crosses this split's train, val and test."
+        return "**Leakage audit.** " + " ".join(f"{m}." for m in self.messages)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from medvision.data.augment import AugmentConfig, augment_batch, normalize, resize_batch
+from medvision.config import AugmentConfig
+from medvision.core.distributed import DistInfo, shard
+from medvision.core.distributed import info as dist_info
+from medvision.data.augment import augment_batch, normalize, resize_batch
 from medvision.data.classes import sample_weights
-from medvision.distributed import DistInfo, shard
-from medvision.distributed import info as dist_info
 
 
 def normalization_from_model(model: torch.nn.Module) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from medvision.resources import bundled_data_dir
+
 ENV_VAR = "MEDVISION_DATA"
 
 
@@ -39,8 +41,6 @@ def resolve_data_root(root: str | os.PathLike[str] | None = None) -> Path:
 def search_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Data roots to search for a file, in order: the resolved root, then the files medvision ships (the two
     small official MedMNIST files in ``medvision/resources/medmnist/``)."""
-    from medvision.resources import bundled_data_dir
-
     roots = [resolve_data_root(root)]
     bundled = bundled_data_dir()
     if bundled is not None and bundled not in roots:

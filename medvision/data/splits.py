@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from medvision.atomic import atomic_path
+from medvision.core.atomic import atomic_path
 from medvision.data.errors import DataError
 from medvision.data.table import SampleTable
 

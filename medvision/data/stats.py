@@ -5,18 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from medvision.config.choices import OnError
+from medvision.core.errors import ImageLoadError
 from medvision.data.cache import load_pixels
 from medvision.data.decode import image_size
 from medvision.data.table import SampleTable
 
 
-def image_statistics(table: SampleTable, max_images: int | None = 2000, seed: int = 0) -> pd.DataFrame:
+def image_statistics(table: SampleTable, max_images: int | None = 2000, seed: int = 0,
+                     on_error: OnError = "raise") -> pd.DataFrame:
     """Per-image width, height, file mode, mean/std intensity and colourfulness (on a seeded sample).
 
     Args:
         table: The samples.
         max_images: Analyse at most this many (a stratified-by-chance random sample); ``None`` for all.
         seed: Seed of the sample.
+        on_error: ``"skip"`` leaves unreadable images out of the statistics instead of raising.
 
     Returns:
         One row per analysed image with ``sample_id``, ``class_name``, ``split`` (if any), ``width``,
@@ -28,7 +32,12 @@ def image_statistics(table: SampleTable, max_images: int | None = 2000, seed: in
         pos = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
     rows = []
     for i in pos:
-        px = load_pixels(table, int(i))
+        try:
+            px = load_pixels(table, int(i))
+        except ImageLoadError:
+            if on_error == "skip":
+                continue
+            raise
         if table.is_array:
             assert table.images is not None
             raw = table.images[int(table.frame["index"].iloc[i])]

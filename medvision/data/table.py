@@ -107,6 +107,13 @@ class SampleTable:
         root = self.root or Path(".")
         return [root / p for p in self.frame["path"]]
 
+    def split_sizes(self) -> dict[str, int]:
+        """Images per split, in the table's split order (empty for a table without splits)."""
+        if "split" not in self.frame:
+            return {}
+        sizes = self.frame["split"].value_counts()
+        return {s: int(sizes.get(s, 0)) for s in self.splits}
+
     def counts(self) -> pd.DataFrame:
         """Samples per class (rows) and split (columns), with a total column."""
         frame = self.frame.assign(class_name=[self.class_names[i] for i in self.labels])

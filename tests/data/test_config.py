@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from medvision.data import DataConfig, DataError, load_data
+from medvision.config import DataConfig
+from medvision.data import DataError, load_data
 
 
 def test_config_is_frozen_and_serialisable():

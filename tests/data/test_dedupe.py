@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from medvision.data import DataConfig, leakage_report, load_data
+from medvision.config import DataConfig
+from medvision.core.errors import LeakageWarning
+from medvision.data import leakage_report, load_data
 from medvision.data.dedupe import cross_split_clusters, describe_split_report, duplicate_clusters
-from medvision.errors import LeakageWarning
 
 PER_CLASS = {"train": 40, "test": 15}
 PLANTED = 4  # exact copies and near duplicates per class, train -> test
@@ -125,12 +126,12 @@ def test_official_split_without_dedupe_is_refused(planted):
 
 def test_a_leaking_run_warns_records_its_audit_and_scores_the_clean_test_images(planted, tmp_path, capsys):
     from medvision.cli import main
+    from medvision.config import ExperimentConfig, TrainConfig
+    from medvision.config.run import RunConfig
     from medvision.data import build_tensor_cache
-    from medvision.evaluation import evaluate_run
-    from medvision.experiment import ExperimentConfig, run_strategy
-    from medvision.export import export_bundle
-    from medvision.run_config import RunConfig
-    from medvision.training import TrainConfig
+    from medvision.deploy.export import export_bundle
+    from medvision.evaluate.evaluation import evaluate_run
+    from medvision.train.runner import run_strategy
 
     root, plants = planted
     table = load_data(_config(root))

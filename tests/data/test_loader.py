@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from medvision.data import AugmentConfig, TensorLoader, augment_batch, normalize
+from medvision.config import AugmentConfig
+from medvision.data import TensorLoader, augment_batch, normalize
 from medvision.data.loader import normalization_from_model
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medvision.config import DataConfig
 from medvision.data import (
-    DataConfig,
     DataError,
     apply_manifest,
     carve_validation,

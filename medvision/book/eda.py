@@ -1,0 +1,75 @@
+"""Exploratory summaries that the EDA chapter shows: class balance, data card, leakage in words."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from medvision.data.table import SampleTable
+
+
+def class_balance(table: SampleTable) -> pd.DataFrame:
+    """Images per class with their share of the data set and the imbalance ratio to the largest class."""
+    counts = table.counts()
+    total = counts["total"] if "total" in counts else counts.iloc[:, 0]
+    out = pd.DataFrame({"images": total, "share": (total / total.sum()).round(3)})
+    out["largest / this"] = (total.max() / total.where(total > 0)).round(2)
+    return out
+
+
+def data_card(table: SampleTable) -> pd.DataFrame:
+    """The table's provenance (source, file, md5, licence) and shape as a two-column table."""
+    facts = {"data set": table.name, "images": f"{len(table):,}", "classes": ", ".join(table.class_names),
+             "splits": ", ".join(f"{s} {int((table.frame['split'] == s).sum()):,}" for s in table.splits)
+             or "none", "groups": (f"{table.frame['group'].nunique():,}" if table.has_groups else "none")}
+    facts.update(table.provenance)
+    return pd.DataFrame({"value": list(facts.values())}, index=pd.Index(list(facts), name="fact"))
+
+
+def describe_leakage(summary: pd.DataFrame, table: SampleTable) -> str:
+    """A sentence per kind of leakage, computed from :func:`summarize_leakage` output."""
+    words = {"exact": "pairs of identical images", "near": "pairs of near-identical images (perceptual hash)",
+             "group": "groups (patients/lesions) present in more than one split"}
+    parts = []
+    for kind, row in summary.iterrows():
+        if kind == "group" and not table.has_groups:
+            parts.append("The data has no group column, so group leakage cannot be checked.")
+            continue
+        parts.append(f"{int(row['cross_split'])} {words[str(kind)]} cross split boundaries; "
+                     f"{int(row['within_split'])} lie within one split.")
+    cross = int(summary["cross_split"].sum())
+    parts.append("No leakage between splits was found." if cross == 0 else
+                 f"In total {cross} findings cross split boundaries: a model can be scored on images it "
+                 "(or their twins) trained on, which inflates test metrics.")
+    return " ".join(parts)
+
+
+def image_statistics_by_class(stats: pd.DataFrame) -> pd.DataFrame:
+    """Width, height and pixel mean and spread per class (:func:`medvision.data.image_statistics`), described
+    (count, mean, quartiles) with one column per class."""
+    return stats.groupby("class_name")[["width", "height", "mean", "std"]].describe().T
+
+
+def sizes_vary(stats: pd.DataFrame) -> bool:
+    """Whether the analysed images differ in width or height."""
+    return bool(stats["width"].nunique() > 1 or stats["height"].nunique() > 1)
+
+
+def describe_image_sizes(stats: pd.DataFrame) -> str:
+    """The analysed images' size and colour modes in one sentence (for a set whose sizes do not vary)."""
+    return (f"All analysed images are {stats['width'].iloc[0]} x {stats['height'].iloc[0]} px "
+            f"({', '.join(sorted(stats['mode'].unique()))}).")
+
+
+def has_duplicate_pairs(report: pd.DataFrame) -> bool:
+    """Whether a leakage report holds exact or near duplicate pairs (not only shared groups)."""
+    return bool((report["kind"] != "group").any())
+
+
+def describe_groups(groups: pd.DataFrame) -> str:
+    """What the group statistics (:func:`medvision.data.group_statistics`) show, or that there is no group column."""
+    if groups.empty:
+        return "This data set has no group column."
+    n_groups, n_images = int(groups["groups"].sum()), int(groups["images"].sum())
+    several = groups[groups.index > 1]
+    return (f"{n_images} images come from {n_groups} groups; {int(several['groups'].sum())} groups hold more than "
+            f"one image ({int(several['images'].sum())} images). No split may cut a group:")

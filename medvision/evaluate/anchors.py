@@ -1,0 +1,130 @@
+"""Benchmark tables: our runs over data sets x strategies x seeds, beside published MedMNIST anchors.
+
+Published numbers are read from ``medvision/resources/anchors/medmnist_v2_benchmark.csv`` and never mixed into our
+columns. ACC and AUC are computed as the anchors define them (argmax = 0.5 threshold for binary; one-vs-rest
+macro AUC), which is what :func:`medvision.metrics.classification.classification_metrics` returns as ``accuracy`` / ``auroc``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medvision.config.choices import HEADLINE_METRICS
+from medvision.core.errors import DataNotFoundError
+from medvision.resources import anchors_file
+
+METRICS = HEADLINE_METRICS
+
+
+def load_anchors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The published anchor table (data set, method, resolution, test AUC / ACC, pretrained, source); by
+    default the one medvision ships (``medvision/resources/anchors/medmnist_v2_benchmark.csv``)."""
+    source = anchors_file() if path is None else Path(path)
+    if not source.is_file():
+        raise DataNotFoundError(f"published anchors not found at {source}")
+    with source.open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh)
+
+
+def collect(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained run of a sweep (the rows of :func:`medvision.train.sweeps.run_sweep`): data set, run
+    (its folder's name: ``last_k-2``, ``full-scratch``), seed, and its test and validation metrics. Rows without
+    a run directory (the frozen-feature baseline) are left out."""
+    runs = rows[rows["run_dir"].fillna("").astype(str) != ""]
+    columns = [f"{split}_{m}" for split in ("test", "val") for m in METRICS]
+    return pd.DataFrame({"dataset": runs["dataset"].to_numpy(), "run": [Path(d).name for d in runs["run_dir"]],
+                         "seed": runs["seed"].astype(int).to_numpy(), **{c: runs[c].to_numpy() for c in columns}})
+
+
+def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every test metric, per data set and run."""
+    cols = [f"test_{m}" for m in METRICS]
+    grouped = runs.groupby(["dataset", "run"])[cols]
+    mean, sd = grouped.mean(), grouped.std(ddof=1)
+    out = pd.concat({"mean": mean, "sd": sd}, axis=1).swaplevel(axis=1).sort_index(axis=1)
+    out[("seeds", "n")] = grouped.size()
+    return out
+
+
+#: Fewest seeds a "win" over a published number may rest on.
+MIN_SEEDS_FOR_A_WIN = 5
+
+
+def seed_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided ``level`` t-interval of a mean over ``n`` seeds (``(nan, nan)`` for one seed)."""
+    from scipy import stats
+
+    if n < 2 or not np.isfinite(sd):
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return mean - half, mean + half
+
+
+def verdict(lower: float, upper: float, published: float, n: int) -> str:
+    """``win`` when the whole seed interval lies above ``published`` and rests on at least
+    :data:`MIN_SEEDS_FOR_A_WIN` seeds; ``below`` when it lies wholly below; ``level`` otherwise (the
+    difference is within seed-to-seed spread, or too few seeds to tell)."""
+    if np.isfinite(upper) and upper < published:
+        return "below"
+    if n >= MIN_SEEDS_FOR_A_WIN and np.isfinite(lower) and lower > published:
+        return "win"
+    return "level"
+
+
+def versus_anchors(summary: pd.DataFrame, anchors: pd.DataFrame, resolution: int = 28) -> pd.DataFrame:
+    """Our runs (rows of :func:`seed_summary`, usually one chosen per data set on validation) against every
+    published non-AutoML row at ``resolution``: mean test ACC and AUC over seeds, their 95% t-intervals and a
+    :func:`verdict` per metric."""
+    rows = []
+    automl = ("auto-sklearn", "AutoKeras", "Google AutoML Vision")
+    for (dataset, run), row in summary.iterrows():
+        pub = anchors[(anchors["dataset"] == dataset) & (anchors["resolution"] == resolution)
+                      & ~anchors["method"].isin(automl)]
+        n = int(row[("seeds", "n")])
+        ours = {m: (row[(f"test_{m}", "mean")], *seed_interval(row[(f"test_{m}", "mean")],
+                                                                row[(f"test_{m}", "sd")], n))
+                for m in ("accuracy", "auroc")}
+        for _, a in pub.iterrows():
+            rows.append({"dataset": dataset, "ours": run, "seeds": n,
+                         "our_acc": ours["accuracy"][0], "our_acc_low": ours["accuracy"][1],
+                         "our_acc_high": ours["accuracy"][2], "our_auc": ours["auroc"][0],
+                         "our_auc_low": ours["auroc"][1], "our_auc_high": ours["auroc"][2],
+                         "published": a["method"], "pub_acc": a["test_acc"], "pub_auc": a["test_auc"],
+                         "acc": verdict(*ours["accuracy"][1:], a["test_acc"], n),
+                         "auc": verdict(*ours["auroc"][1:], a["test_auc"], n)})
+    return pd.DataFrame(rows)
+
+
+def describe_versus(table: pd.DataFrame) -> str:
+    """Plain sentences from :func:`versus_anchors`: per data set, the published rows our chosen run beats
+    beyond seed-to-seed spread, is level with, or falls below, in ACC and AUC."""
+    if table.empty:
+        return "No data set has published anchors at this resolution."
+    parts = []
+    for dataset, rows in table.groupby("dataset"):
+        run, n = rows["ours"].iloc[0], int(rows["seeds"].iloc[0])
+        first = rows.iloc[0]
+        text = (f"On **{dataset}**, {run} scores ACC {first.our_acc:.3f} (95% interval over {n} seed(s) "
+                f"{first.our_acc_low:.3f}-{first.our_acc_high:.3f}) and AUC {first.our_auc:.3f} "
+                f"({first.our_auc_low:.3f}-{first.our_auc_high:.3f}).")
+        for metric, label in (("acc", "ACC"), ("auc", "AUC")):
+            groups = {v: [f"{r.published} ({getattr(r, f'pub_{metric}'):.3f})" for r in rows.itertuples()
+                          if getattr(r, metric) == v] for v in ("win", "level", "below")}
+            said = [f"{word} {', '.join(groups[v])}" for v, word in
+                    (("win", "beats"), ("level", "is level with"), ("below", "falls below")) if groups[v]]
+            text += f" In {label} it {'; '.join(said)}."
+        if n < MIN_SEEDS_FOR_A_WIN:
+            text += (f" With {n} seed(s) no win is claimed: a win needs the whole interval above the published "
+                     f"number over at least {MIN_SEEDS_FOR_A_WIN} seeds.")
+        parts.append(text)
+    return " ".join(parts)
+
+
+def chosen_on_validation(runs: pd.DataFrame, metric: str = "macro_f1") -> dict[str, str]:
+    """Per data set, the run (strategy) with the best mean *validation* ``metric`` over seeds."""
+    means = runs.groupby(["dataset", "run"])[f"val_{metric}"].mean()
+    return {dataset: means.loc[dataset].idxmax() for dataset in means.index.get_level_values(0).unique()}

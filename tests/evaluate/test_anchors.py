@@ -1,0 +1,104 @@
+
+import pandas as pd
+import pytest
+
+from medvision.config import dataset_config
+from medvision.config.run import RunConfig
+from medvision.evaluate.anchors import (
+    chosen_on_validation,
+    collect,
+    describe_versus,
+    load_anchors,
+    seed_summary,
+    versus_anchors,
+)
+from medvision.train.sweeps import strategy_config
+
+
+def _run(root, dataset, seed, run, acc, auc, val_f1):
+    """A row of a sweep's table (``run_sweep``) for one run."""
+    m = {"accuracy": acc, "balanced_accuracy": acc, "macro_f1": acc, "auroc": auc}
+    return {"dataset": dataset, "strategy": run.replace("-", ":"), "seed": seed,
+            "run_dir": str(root / dataset / "all" / f"seed{seed}" / run),
+            **{f"test_{k}": v for k, v in m.items()}, **{f"val_{k}": v for k, v in {**m, "macro_f1": val_f1}.items()}}
+
+
+def test_seed_summary_and_anchor_comparison(tmp_path):
+    dirs = [_run(tmp_path, "breastmnist", s, "full", 0.85 + 0.02 * s, 0.90 + 0.01 * s, 0.9) for s in range(3)]
+    dirs += [_run(tmp_path, "breastmnist", s, "head_only", 0.80, 0.85, 0.7) for s in range(3)]
+    runs = collect(pd.DataFrame(dirs))
+    assert set(runs["seed"]) == {0, 1, 2}
+    summary = seed_summary(runs)
+    assert summary.loc[("breastmnist", "full"), ("test_accuracy", "mean")] == pd.Series([0.85, 0.87, 0.89]).mean()
+    assert abs(summary.loc[("breastmnist", "full"), ("test_accuracy", "sd")] - 0.02) < 1e-9
+    chosen = chosen_on_validation(runs)
+    assert chosen == {"breastmnist": "full"}
+    anchors = load_anchors()
+    versus = versus_anchors(summary.loc[[("breastmnist", "full")]], anchors, resolution=28)
+    published = set(versus["published"])
+    assert "ResNet-18" in published and "Google AutoML Vision" not in published  # AutoML kept apart
+    r18 = versus[versus["published"] == "ResNet-18"].iloc[0]
+    # 0.87 +- 0.02 over three seeds against ResNet-18's 0.863: within seed-to-seed spread, so "level", however
+    # the means compare (the issue's case: 0.868 +- 0.020 was called a win over every published row)
+    assert r18["pub_acc"] == 0.863 and r18["acc"] == "level" and r18["seeds"] == 3
+    assert r18["our_acc_low"] < 0.863 < r18["our_acc_high"]
+    text = describe_versus(versus)
+    assert "beats" not in text and "is level with" in text and "ResNet-18 (0.863)" in text
+    assert "With 3 seed(s) no win is claimed" in text
+    weaker = versus_anchors(summary.loc[[("breastmnist", "head_only")]], anchors, resolution=28)
+    assert (weaker["acc"] == "below").all()  # 0.80 on every seed: wholly below every published row
+    assert "falls below" in describe_versus(weaker)
+
+
+def test_a_win_needs_five_seeds_whose_whole_interval_is_above(tmp_path):
+    from medvision.evaluate.anchors import seed_interval, verdict
+
+    low, high = seed_interval(0.90, 0.01, 5)
+    assert 0.875 < low < 0.90 < high < 0.925
+    assert verdict(low, high, 0.863, 5) == "win" and verdict(low, high, 0.863, 4) == "level"
+    assert verdict(low, high, 0.95, 5) == "below" and verdict(low, high, 0.89, 5) == "level"
+    dirs = [_run(tmp_path, "breastmnist", s, "full", 0.90 + 0.005 * (s - 2), 0.80, 0.9) for s in range(5)]
+    versus = versus_anchors(seed_summary(collect(pd.DataFrame(dirs))), load_anchors(), resolution=28)
+    r18 = versus[versus["published"] == "ResNet-18"].iloc[0]
+    assert (r18["acc"], r18["auc"]) == ("win", "below")
+    text = describe_versus(versus)
+    assert "In ACC it beats" in text and "ResNet-18 (0.863)" in text and "In AUC it" in text and "falls below" in text
+
+
+def test_anchors_copy_matches_published_values():
+    anchors = load_anchors()
+    row = anchors[(anchors["dataset"] == "pneumoniamnist") & (anchors["method"] == "ResNet-18")
+                  & (anchors["resolution"] == 28)].iloc[0]
+    assert (row["test_auc"], row["test_acc"]) == (0.944, 0.854)
+
+
+def test_per_dataset_settings_override_the_chapter_defaults():
+    base = {"experiment": {"augment": "flip", "image_size": 64}, "train": {"epochs": 6}, "strategy": {"lr": 1e-3}}
+    per = {"breastmnist": {"train": {"epochs": 30, "ema_decay": 0.99}, "experiment": {"augment": "default"}}}
+    breast = dataset_config("breastmnist", base, per)
+    assert (breast.train.epochs, breast.experiment.augment, breast.strategy.lr, breast.experiment.image_size,
+            breast.train.ema_decay, breast.train.patience) == (30, "default", 1e-3, 64, 0.99, 5)
+    assert breast.data.source == "medmnist" and breast.data.name == "breastmnist"
+    assert dataset_config("pneumoniamnist", base, per) == RunConfig.load("pneumoniamnist", [base])
+    with pytest.raises(ValueError, match=r"per_dataset\['retinamnist'\]: unknown TrainConfig field\(s\) \['epoch'\]"):
+        dataset_config("pneumoniamnist", base, {"retinamnist": {"train": {"epoch": 3}}})
+
+
+def test_head_only_runs_train_on_cached_features_with_flips():
+    heavy = RunConfig.load("breastmnist", ["experiment.augment=default"])
+    assert strategy_config("head_only", heavy).experiment.augment == "flip"
+    assert strategy_config("full", heavy) == heavy
+    plain = RunConfig.load("breastmnist", ["experiment.augment=none"])
+    assert strategy_config("head_only", plain).experiment.augment == "none"
+
+
+def test_every_profile_overrides_only_known_settings():
+    from pathlib import Path
+
+    from medvision.book.profiles import chapter_parameters, load_profile
+
+    repo = Path(__file__).resolve().parents[2]
+    for path in sorted((repo / "profiles").glob("*.yaml")):
+        params = chapter_parameters(load_profile(path.stem, repo), "06_benchmark")
+        for dataset in params.get("datasets") or [params["config"]]:  # raises on an unknown key
+            dataset_config(dataset, params["overrides"], params.get("per_dataset", {}))
