@@ -38,7 +38,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group-col", default=None, help="CSV column of patient / lesion ids (group-aware split)")
     p.add_argument("--seed", type=int, default=None, help="split seed")
     p.add_argument("--dedupe", choices=choices.DEDUPE_MODES, default=None,
-                   help="split by clusters of exact or near-duplicate images (and groups): no cluster spans splits")
+                   help="split by clusters of exact, near-duplicate (pHash) or feature-space near-duplicate (embedding) images "
+                        "(and groups): no cluster spans splits")
     p.add_argument("--near-distance", type=int, default=None, help="pHash distance of a near duplicate (of 64)")
     p.add_argument("--official-split", choices=choices.OFFICIAL_SPLIT_POLICIES, default=None,
                    help="with --dedupe, for a set with an official split: keep it, drop evaluation images that "
@@ -71,28 +72,44 @@ def _data_config(args: argparse.Namespace):
 def _load_table(args: argparse.Namespace):
     from medvision.data import load_data
 
-    return load_data(_data_config(args))
+    cfg = _data_config(args)
+    return load_data(cfg), cfg
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
     from medvision.data.dedupe import describe_split_report
 
-    table = _load_table(args)
+    table, cfg = _load_table(args)
     print(table.summary())
     print(table.counts().to_string())
     if table.split_report:
         print(describe_split_report(table.split_report))
     if args.leakage:
-        _leakage(table)
+        _leakage(table, cfg)
     return EXIT_OK
 
 
-def _leakage(table, out: str = "") -> None:
-    """Print the leakage summary of ``table`` and optionally write every duplicate pair to ``out``."""
+def _leakage(table, cfg, out: str = "") -> None:
+    """Print the leakage of ``table``'s split: duplicate pairs (exact, pHash within ``cfg.near_distance``) and
+    shared groups by kind and by split pair, then the feature-space residual-similarity verdict (or why it did
+    not run); optionally write every duplicate pair to ``out``."""
+    from medvision.core.errors import UserError
     from medvision.data import leakage_report, summarize_leakage
+    from medvision.data.leakage import leakage_audit
+    from medvision.models.embeddings import similarity_audit
 
-    report = leakage_report(table, progress=True)
+    report = leakage_report(table, max_distance=cfg.near_distance, progress=True, on_error=cfg.on_error)
     print(summarize_leakage(report).to_string())
+    if table.splits:
+        audit = leakage_audit(table, cfg.near_distance, report)
+        by_pair = {kind: {p: n for p, n in counts.items() if n} for kind, counts in audit["pairs"].items()}
+        by_pair["group"] = {p: n for p, n in audit["groups"].items() if n}
+        print("by split pair: " + ("; ".join(f"{kind} {pair} {n}" for kind, pairs in by_pair.items()
+                                              for pair, n in pairs.items()) or "none"))
+        try:
+            print(similarity_audit(table, cfg, progress=True)["sentence"])
+        except UserError as exc:
+            print(f"The feature-space check did not run: {exc}")
     if out:
         from medvision.core.atomic import atomic_path
 
@@ -102,7 +119,7 @@ def _leakage(table, out: str = "") -> None:
 
 
 def _data_leakage(args: argparse.Namespace) -> int:
-    _leakage(_load_table(args), args.out)
+    _leakage(*_load_table(args), out=args.out)
     return EXIT_OK
 
 
@@ -111,7 +128,7 @@ def _data_split(args: argparse.Namespace) -> int:
     from medvision.data.dedupe import describe_split_report
     from medvision.data.splits import save_manifest
 
-    table = _load_table(args)
+    table, _ = _load_table(args)
     save_manifest(table, args.out)
     print(table.counts().to_string())
     print(f"split manifest ({len(table)} rows) written to {args.out}; reuse it with DataConfig(manifest=...)")

@@ -431,3 +431,23 @@ def plot_panels_by_group(table: pd.DataFrame, by: str, plot, metrics: Sequence[s
         fig.suptitle(title.format(value))
         figures.append(fig)
     return figures
+
+
+def plot_residual_similarity(audit: dict, ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """How close validation and test images sit to the images they must not have seen (solid), beside images
+    known to be distinct (dashed), with the near-copy threshold (a saved
+    :func:`medvision.data.similarity.residual_similarity` audit)."""
+    fig, ax = _fig_ax(ax, (7, 3.6))
+    bins = np.asarray(audit["bins"])
+    centres = (bins[:-1] + bins[1:]) / 2
+    for k, (split, s) in enumerate(audit["splits"].items()):
+        for kind, style in (("nearest", "-"), ("distinct", "--")):
+            counts = np.asarray(s[kind]["histogram"], dtype=float)
+            if counts.sum():
+                label = f"{split}: nearest {' / '.join(s['seen'])}" if kind == "nearest" else f"{split}: known distinct"
+                ax.plot(centres, counts / counts.sum(), style, color=f"C{k}", label=label)
+    ax.axvline(audit["threshold"]["value"], color="0.3", lw=1, ls=":", label="near-copy threshold")
+    ax.set_xlabel("highest cosine similarity (pretrained features)")
+    ax.set_ylabel("fraction of images")
+    ax.legend(fontsize=8)
+    return fig, ax

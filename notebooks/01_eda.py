@@ -40,6 +40,7 @@ config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a
 overrides: dict = {}  # RunConfig overrides in the configs/ schema, e.g. {"data": {"data_root": "/data"}}
 grid_per_class: int = 8  # images per class in the sample grid
 max_stats_images: int = 300  # images analysed for size / intensity statistics
+similarity_images: int = 300  # images of the feature-space leakage check (0: all)
 seed: int = 0  # seed of the random samples shown
 
 # %% tags=["hide-input"]
@@ -135,9 +136,25 @@ if eda.has_duplicate_pairs(report):
     ax.set_title("closest pairs (cross-split first)")
 
 # %% [markdown]
+# ### In feature space
+#
+# Pixel hashes miss frames of one source that differ by a shift, a crop, a small rotation or the exposure
+# (a hand-held otoscope, dermatoscope or endoscope). Here each validation and test image's highest cosine
+# similarity to the images it must not have seen (pooled ImageNet features, averaged over a flip and a crop)
+# is set beside the same for images known to be distinct (another class, or another patient or lesion). The
+# threshold is the data's own: the 99% quantile of each image's highest similarity to a known-distinct image.
+
+# %%
+similarity, sentence = eda.feature_audit(table, run_config.data, similarity_images, seed)
+display(Markdown(sentence + " " + eda.group_advice(table, similarity)))
+if similarity:
+    fig, ax = plots.plot_residual_similarity(similarity)
+
+# %% [markdown]
 # ## A split that no duplicate crosses
 #
-# With `data.dedupe: near` (or `exact`) the duplicates found above, together with the group column, form
+# With `data.dedupe: near` (or `exact`, or `embedding`: pHash and feature-space near duplicates) the
+# duplicates found above, together with the group column, form
 # clusters, and no split may cut a cluster: a fresh split and a validation split carved from train keep every
 # cluster on one side. An official split is kept (`data.official_split: keep`, the leakage stays and is
 # reported), cleaned (`drop_duplicates`: evaluation images whose cluster reaches an earlier split are dropped)

@@ -85,6 +85,13 @@ def test_data_split_and_leakage(shared_data, tmp_path, capsys):
     pairs = tmp_path / "pairs.csv"
     assert main(["data", "leakage", "breastmnist", "--data-root", str(shared_data), "--out", str(pairs)]) == 0
     assert pairs.is_file() and "pairs written" in capsys.readouterr().out
+    near = pd.read_csv(pairs)
+    wide = tmp_path / "wide.csv"
+    assert main(["data", "leakage", "breastmnist", "--data-root", str(shared_data), "--near-distance", "10",
+                 "--out", str(wide)]) == 0  # the flag reaches the report (it used to be ignored)
+    wider = pd.read_csv(wide)
+    assert (wider["kind"] == "near").sum() > (near["kind"] == "near").sum()
+    assert wider["distance"].max() > 4 >= near["distance"].max()
 
 
 def test_train_evaluate_export_predict_end_to_end(shared_data, tmp_path, capsys):

@@ -174,7 +174,7 @@ def system_book(system: str, profile_name: str, root: Path, data_root: str = "",
                 build: bool = True) -> Path:
     """A book of one data set: the EDA, training-strategies, per-class, calibration and feature-baseline
     chapters for ``system`` (a ``configs/`` name or a YAML path) under ``profile_name``'s compute budget
-    (:func:`medvision.book.systems.plan_for_system`), in ``dest`` (default ``_build/systems/<name>``).
+    (:func:`medvision.book.profiles.plan_for_system`), in ``dest`` (default ``_build/systems/<name>``).
     Returns the HTML index (or the book folder with ``build=False``)."""
     plan = plan_for_system(system, load_profile(profile_name, root), data_root)
     name = plan.run_config().label

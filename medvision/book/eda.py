@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from medvision.config.data import DataConfig
+from medvision.core.errors import UserError
 from medvision.data.table import SampleTable
+from medvision.models.embeddings import similarity_audit
 
 
 def class_balance(table: SampleTable) -> pd.DataFrame:
@@ -73,3 +76,42 @@ def describe_groups(groups: pd.DataFrame) -> str:
     several = groups[groups.index > 1]
     return (f"{n_images} images come from {n_groups} groups; {int(several['groups'].sum())} groups hold more than "
             f"one image ({int(several['images'].sum())} images). No split may cut a group:")
+
+
+#: A ready ``data.group_pattern`` per common file-name layout (README, "Leakage, and what to do about it").
+GROUP_PATTERNS = {
+    "personNNN_... / IM-NNNN-... (Kermany chest X-ray)": r"^(NORMAL2-IM-\d+|IM-\d+|person\d+)",
+    "<subject>_<frame> (video frames: ear07_0012.png)": r"^(.+)_\d+\.\w+$",
+    "<patient>-<study>-<image> (P0042-S1-003.png)": r"^([^-]+)-",
+}
+
+
+def feature_audit(table: SampleTable, cfg: DataConfig, max_images: int = 0, seed: int = 0
+                  ) -> tuple[dict | None, str]:
+    """The residual-similarity audit of ``table``'s split (:func:`medvision.models.embeddings.similarity_audit`)
+    on a draw of at most ``max_images`` images stratified by split and class (0: all), and a sentence: the
+    verdict, or why the check could not run (no weights offline, too few images known to be distinct)."""
+    if "split" not in table.frame:
+        return None, "The data has no split yet, so there is nothing to compare in feature space."
+    sample = table
+    if max_images and len(table) > max_images:
+        frame = table.frame.groupby(["split", "label"], group_keys=False).sample(
+            frac=max_images / len(table), random_state=seed)
+        sample = table.with_frame(frame.sort_index())
+    try:
+        audit = similarity_audit(sample, cfg)
+    except UserError as exc:
+        return None, f"The feature-space check did not run: {exc}"
+    drawn = f" (on {len(sample)} of {len(table)} images, drawn by split and class)" if len(sample) < len(table) else ""
+    return audit, audit["sentence"] + drawn
+
+
+def group_advice(table: SampleTable, audit: dict | None) -> str:
+    """When images cluster (pairs across splits, or the feature check fails) and the data has no group column:
+    how to give it one from the file names, with the ready patterns."""
+    if table.has_groups or not audit or audit.get("verdict") != "optimistic":
+        return ""
+    patterns = "; ".join(f"{layout}: `{pattern}`" for layout, pattern in GROUP_PATTERNS.items())
+    return ("Images of one source cluster, and this data set has no group column. If the file names carry the "
+            "subject, `data.group_pattern` makes one (its first group is each file's group): " + patterns + ". "
+            "Otherwise `data.dedupe: embedding` clusters the images in feature space and no split cuts a cluster.")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medvision.config.choices import AUGMENT_PRESETS as PRESET_NAMES
-
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -55,11 +53,11 @@ class AugmentConfig:
                 and self.brightness == 0 and self.contrast == 0 and self.saturation == 0 and self.hue == 0)
 
 
-#: Named augmentations (``ExperimentConfig.augment``); ``none`` is no augmentation at all.
+#: Named augmentations (``ExperimentConfig.augment``; their names: ``config.choices.AUGMENT_PRESET_NAMES``,
+#: checked by tests/config/test_choices.py); ``none`` is no augmentation at all.
 AUGMENT_PRESETS: dict[str, AugmentConfig | None] = {
     "none": None,
     "flip": AugmentConfig(hflip=0.5, degrees=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0),
     "default": AugmentConfig(),
     "medium": AugmentConfig(hflip=0.5, vflip=0.5, degrees=30, saturation=0.2, hue=0.05),
 }
-assert tuple(AUGMENT_PRESETS) == PRESET_NAMES, "config.choices.AugmentPreset and AUGMENT_PRESETS disagree"

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 SourceKind = Literal["medmnist", "folder", "csv"]
 ResizeMode = Literal["squash", "crop", "pad"]
 OnError = Literal["raise", "skip"]
-DedupeMode = Literal["none", "exact", "near"]
+DedupeMode = Literal["none", "exact", "near", "embedding"]
 OfficialSplitPolicy = Literal["keep", "drop_duplicates", "resplit"]
 Scheduler = Literal["cosine", "cosine_restarts", "onecycle", "plateau", "none"]
 LossName = Literal["ce", "weighted_ce", "focal"]
@@ -34,7 +34,7 @@ LOSSES: tuple[str, ...] = get_args(LossName)
 AMP_MODES: tuple[str, ...] = get_args(AmpMode)
 TTA_MODES: tuple[str, ...] = get_args(TTAMode)
 STRATEGY_NAMES: tuple[str, ...] = get_args(StrategyName)
-AUGMENT_PRESETS: tuple[str, ...] = get_args(AugmentPreset)
+AUGMENT_PRESET_NAMES: tuple[str, ...] = get_args(AugmentPreset)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 TRACKERS: tuple[str, ...] = get_args(Tracker)
 

@@ -40,10 +40,18 @@ class DataConfig:
         manifest: A saved split manifest to reload instead of splitting.
         resize: ``squash``, ``crop`` or ``pad`` for non-square files.
         on_error: ``raise`` or ``skip`` bad image files.
-        dedupe: ``none``, ``exact`` (identical pixels) or ``near`` (perceptual hash within ``near_distance``):
+        dedupe: ``none``, ``exact`` (identical pixels), ``near`` (perceptual hash within ``near_distance``) or
+            ``embedding`` (``near``, plus mutual nearest neighbours in a pretrained backbone's feature space
+            above a threshold derived from the data: frames of one ear or lesion that pHash misses):
             duplicates, together with the ``group`` column, form clusters that no split may cut
             (:mod:`medvision.data.dedupe`; :func:`medvision.data.load_data` applies it).
         near_distance: Largest pHash distance (bits of 64) of a near duplicate.
+        embedding_model: The timm backbone whose ImageNet features ``dedupe: embedding`` and the residual-
+            similarity audit compare (weights as ``pretrained: auto`` finds them; never a random network).
+        embedding_size: Its input size.
+        embedding_threshold: Cosine similarity of a feature-space near duplicate; 0 derives it from the data
+            (:func:`medvision.data.similarity.derive_threshold`: the 99% quantile of each image's highest
+            similarity to an image known to be distinct — another class, or another group).
         official_split: With ``dedupe``, what to do with an official split: ``keep`` it (the leakage is
             reported), ``drop_duplicates`` (drop evaluation images whose cluster reaches an earlier split) or
             ``resplit`` (split the whole set anew, cluster by cluster).
@@ -70,6 +78,9 @@ class DataConfig:
     on_error: OnError = "raise"
     dedupe: DedupeMode = "none"
     near_distance: int = 4
+    embedding_model: str = "tf_efficientnet_lite0"
+    embedding_size: int = 128
+    embedding_threshold: float = 0.0
     official_split: OfficialSplitPolicy = "keep"
 
     def to_dict(self) -> dict:

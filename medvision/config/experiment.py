@@ -19,7 +19,7 @@ class ExperimentConfig:
         batch_size: Training batch size.
         augment: Train-time augmentation: ``none``, ``flip`` (flips only), ``default`` (mild: flips, ±10°, crops,
             brightness/contrast), ``medium`` (the HAM10000 seed's: ±30°, vertical flips, hue and saturation
-            jitter), or a mapping of :class:`~medvision.data.augment.AugmentConfig` fields over ``default``
+            jitter), or a mapping of :class:`~medvision.config.AugmentConfig` fields over ``default``
             (``{degrees: 30, vflip: 0.5, hue: 0.05}``).
         head_hidden: Width of an MLP head, or a list of widths for a deeper one with BatchNorm
             (:func:`medvision.models.backbones.mlp_head`; 0: timm's linear classifier).

@@ -50,7 +50,7 @@ class StrategyConfig:
 
     def phases(self, epochs: int) -> list[Phase]:
         """The phases of a run of ``epochs`` epochs, in order: each trains its own parameter groups
-        (:func:`param_groups` at its first epoch) under its own optimizer and schedule."""
+        (:func:`medvision.train.strategies.param_groups` at its first epoch) under its own optimizer and schedule."""
         if self.name == "two_phase" and 0 < self.phase1_epochs < epochs:
             return [Phase(0, 0, self.phase1_epochs),
                     Phase(1, self.phase1_epochs, epochs, restart=self.restart_from_best)]

@@ -17,6 +17,7 @@ saved beside the split manifest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -49,15 +50,18 @@ def _union_find(n: int, pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarra
 
 
 def duplicate_clusters(table: SampleTable, mode: DedupeMode = "near", max_distance: int = 4,
-                       on_error: str = "raise", progress: bool = False) -> np.ndarray:
+                       on_error: str = "raise", progress: bool = False,
+                       extra_links: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> np.ndarray:
     """A cluster id per row (the position of its first member): rows linked by exact duplicates, by near
-    duplicates (``mode="near"``, pHash within ``max_distance``) and by a shared ``group``."""
-    if mode not in ("exact", "near"):
-        raise DataError(f"dedupe must be none, exact or near, not {mode!r}")
+    duplicates (``mode="near"`` or ``"embedding"``, pHash within ``max_distance``), by a shared ``group`` and by
+    ``extra_links`` (``embedding``: the feature-space pairs of
+    :func:`medvision.data.similarity.embedding_pairs`)."""
+    if mode not in ("exact", "near", "embedding"):
+        raise DataError(f"dedupe must be none, exact, near or embedding, not {mode!r}")
     n = len(table)
-    links: list[tuple[np.ndarray, np.ndarray]] = []
+    links: list[tuple[np.ndarray, np.ndarray]] = list(extra_links)
     content, phash = image_hashes(table, progress=progress, on_error=on_error)  # type: ignore[arg-type]
-    if mode == "near":
+    if mode in ("near", "embedding"):
         ii, jj, _ = near_duplicate_pairs(phash, max_distance)
         links.append((ii, jj))
     else:  # identical pixels: consecutive rows of each content hash
@@ -94,6 +98,8 @@ class SplitReport:
         cross_split_after: Clusters spanning several splits in the split used.
         dropped: ``{"sample_id", "split", "cluster"}`` of every image dropped.
         moved: ``{"sample_id", "from", "to"}`` of every image whose split changed from the official one.
+        embedding: With ``dedupe: embedding``, the feature-space threshold and why, the pairs it found and the
+            largest cluster (:func:`medvision.data.similarity.embedding_pairs`).
     """
 
     dedupe: str
@@ -106,6 +112,7 @@ class SplitReport:
     cross_split_after: int
     dropped: list[dict] = field(default_factory=list)
     moved: list[dict] = field(default_factory=list)
+    embedding: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +120,9 @@ class SplitReport:
     def describe(self) -> str:
         """Sentences for the CLI and the EDA chapter."""
         found = (f"{self.clusters} duplicate cluster(s) ({self.dedupe} duplicates"
-                 + (f", pHash distance <= {self.max_distance}" if self.dedupe == "near" else "")
+                 + (f", pHash distance <= {self.max_distance}" if self.dedupe in ("near", "embedding") else "")
+                 + (f", {self.embedding['pairs']} feature-space pair(s) at {self.embedding['why']}"
+                    if self.embedding else "")
                  + f", groups included) hold {self.images_in_clusters} of {self.images} images")
         if self.official_split == "none":
             return f"{found}; the split keeps every cluster in one split."

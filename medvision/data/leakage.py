@@ -222,7 +222,10 @@ def describe_audit(audit: dict) -> str | None:
             if groups:
                 text = f"{text}{' and ' if text else ''}{groups} shared group(s)"
             parts.append(f"{text} between {pair.replace('-', ' and ')}")
+    similarity = audit.get("similarity") or {}
     if not parts:
+        if similarity.get("verdict") == "optimistic":
+            return f"no duplicate pair crosses the split, but: {similarity['sentence']}"
         return None
     return (f"the split leaks: {'; '.join(parts)} ({audit['test'] - audit['test_clean']} of {audit['test']} test "
             "images have a copy in train/val); set data.dedupe: near (and data.official_split: drop_duplicates "
@@ -278,5 +281,7 @@ class collect_leakage:
 
     def markdown(self) -> str:
         if not self.messages:
-            return "**Leakage audit.** No duplicate image or shared group crosses this split's train, val and test."
+            return ("**Leakage audit.** No exact or near-duplicate image (pHash) or shared group crosses this split's "
+                    "train, val and test; with `data.dedupe: embedding` the feature-space check runs too, and a split "
+                    "is called clean only when it passes.")
         return "**Leakage audit.** " + " ".join(f"{m}." for m in self.messages)

@@ -21,6 +21,7 @@ from medvision.data.dedupe import (
 from medvision.data.errors import DataError
 from medvision.data.medmnist_files import load_medmnist
 from medvision.data.paths import resolve_data_root
+from medvision.data.similarity import embedding_pairs
 from medvision.data.sources import load_csv, load_image_folder
 from medvision.data.splits import apply_manifest, carve_validation, split_table
 from medvision.data.table import SampleTable
@@ -45,7 +46,7 @@ def load_data(cfg: DataConfig) -> SampleTable:
     table = _merge_tiny_validation(table, cfg.min_val)
     if cfg.dedupe == "none":
         if cfg.official_split != "keep":
-            raise DataError(f"official_split={cfg.official_split!r} needs dedupe (exact or near): the duplicates it "
+            raise DataError(f"official_split={cfg.official_split!r} needs dedupe (exact, near or embedding): the duplicates it "
                             "acts on are found by it")
         splits = set(table.splits)
         if not splits:
@@ -130,7 +131,11 @@ def _merge_tiny_validation(table: SampleTable, min_val: int) -> SampleTable:
 
 def _split_by_clusters(table: SampleTable, cfg: DataConfig) -> SampleTable:
     """The split of ``cfg`` with no duplicate cluster cut by it, and its :class:`SplitReport`."""
-    clusters = duplicate_clusters(table, cfg.dedupe, cfg.near_distance, cfg.on_error)
+    extra, embedding = [], None
+    if cfg.dedupe == "embedding":  # frames pHash misses: mutual nearest neighbours in feature space
+        ii, jj, embedding = embedding_pairs(table, cfg)
+        extra.append((ii, jj))
+    clusters = duplicate_clusters(table, cfg.dedupe, cfg.near_distance, cfg.on_error, extra_links=extra)
     table = table.with_frame(table.frame.assign(cluster=clusters))
     official = table.frame["split"].to_numpy(dtype=object).copy() if table.splits else None
     before = cross_split_clusters(clusters, official) if official is not None else None
@@ -149,5 +154,5 @@ def _split_by_clusters(table: SampleTable, cfg: DataConfig) -> SampleTable:
     report = SplitReport(cfg.dedupe, cfg.near_distance, "none" if official is None else cfg.official_split,
                          len(clusters), n_clusters, in_clusters, before,
                          cross_split_clusters(table.frame["cluster"].to_numpy(), table.frame["split"].to_numpy()),
-                         dropped, moved)
+                         dropped, moved, embedding)
     return replace(table, split_report=report.to_dict())

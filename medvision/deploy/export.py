@@ -35,7 +35,7 @@ from medvision.deploy.bundle import (
     build_model,
     state_dict_for_export,
 )
-from medvision.evaluate.evaluation import evaluate_run
+from medvision.evaluate.evaluation import describe_similarity, evaluate_run
 from medvision.metrics.calibration import (
     MIN_VALIDATION_ERRORS,
     coverage_for_accuracy,
@@ -247,8 +247,8 @@ def _test_metric_lines(metrics: dict) -> list[str]:
     if not clean.get("excluded"):
         return ["| metric | estimate | 95% CI |", "|---|---|---|",
                 *[f"| {r['metric']} | {_fmt(r['estimate'])} | {_fmt(r['lower'])} – {_fmt(r['upper'])} |"
-                  for r in whole]] + (["", "The leakage audit found no test image with a duplicate in train/val."]
-                                      if clean else [])
+                  for r in whole]] + (["", "The leakage audit found no test image with a duplicate in train/val. "
+                                       + describe_similarity(clean.get("similarity"))] if clean else [])
     by_metric = {r["metric"]: r for r in clean.get("ci", [])}
     lines = [f"{clean['excluded']} of {n} test images have an exact or near duplicate (pHash distance <= "
              f"{clean.get('max_distance')}) or a shared group in train/val; the right-hand columns leave them out.",
@@ -258,7 +258,7 @@ def _test_metric_lines(metrics: dict) -> list[str]:
         c = by_metric.get(r["metric"], {})
         lines.append(f"| {r['metric']} | {_fmt(r['estimate'])} | {_fmt(r['lower'])} – {_fmt(r['upper'])} | "
                      f"{_fmt(c.get('estimate'))} | {_fmt(c.get('lower'))} – {_fmt(c.get('upper'))} |")
-    return lines
+    return [*lines, "", describe_similarity(clean.get("similarity"))]
 
 
 def _temperature_line(meta: dict) -> str:

@@ -34,8 +34,10 @@ def collect(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per trained run of a sweep (the rows of :func:`medvision.train.sweeps.run_sweep`): data set, run
     (its folder's name: ``last_k-2``, ``full-scratch``), seed, and its test and validation metrics. Rows without
     a run directory (the frozen-feature baseline) are left out."""
-    runs = rows[rows["run_dir"].fillna("").astype(str) != ""]
     columns = [f"{split}_{m}" for split in ("test", "val") for m in METRICS]
+    if rows.empty or "run_dir" not in rows:  # no data set ran here
+        return pd.DataFrame(columns=["dataset", "run", "seed", *columns])
+    runs = rows[rows["run_dir"].fillna("").astype(str) != ""]
     return pd.DataFrame({"dataset": runs["dataset"].to_numpy(), "run": [Path(d).name for d in runs["run_dir"]],
                          "seed": runs["seed"].astype(int).to_numpy(), **{c: runs[c].to_numpy() for c in columns}})
 

@@ -159,6 +159,7 @@ def clean_test(logits: torch.Tensor, targets: torch.Tensor, ids: list[str], audi
     leaking = set(audit.get("test_leaking", []))
     keep = torch.tensor([str(i) not in leaking for i in ids], dtype=torch.bool)
     out = {"images": int(keep.sum()), "excluded": int((~keep).sum()), "max_distance": audit.get("max_distance"),
+           "similarity": {k: v for k, v in (audit.get("similarity") or {}).items() if k in ("verdict", "sentence")},
            "metrics": {}, "ci": [], "per_class": torch.bincount(targets[keep], minlength=logits.shape[1]).tolist(),
            "per_class_all": torch.bincount(targets, minlength=logits.shape[1]).tolist()}
     if keep.any():
@@ -169,7 +170,20 @@ def clean_test(logits: torch.Tensor, targets: torch.Tensor, ids: list[str], audi
 
 
 def describe_clean_test(ev: Evaluation, metric: str = "accuracy") -> str:
-    """One sentence: how many test images the leakage audit left out and what that does to ``metric``."""
+    """How many test images the leakage audit left out and what that does to ``metric``, and the feature-space
+    verdict (or that it did not run: without it "no duplicate" rests on pixel hashes alone)."""
+    return _clean_test_sentence(ev, metric) + " " + describe_similarity(ev.clean.get("similarity"))
+
+
+def describe_similarity(similarity: dict | None) -> str:
+    """The residual-similarity verdict of a run's split, or that the feature-space check did not run."""
+    if similarity and similarity.get("sentence"):
+        return similarity["sentence"]
+    return ("The feature-space check did not run for this split (`data.dedupe: embedding` runs it), so this rests "
+            "on pixel hashes alone: frames of one source that differ by a shift or a crop are not caught.")
+
+
+def _clean_test_sentence(ev: Evaluation, metric: str) -> str:
     if not ev.clean["excluded"]:
         return (f"None of the {len(ev.test_ids)} test images has a duplicate in train/val (pHash distance <= "
                 f"{ev.clean['max_distance']}), so both columns are the same.")
@@ -359,11 +373,12 @@ def describe_reference(table: pd.DataFrame, reference: dict) -> str:
     return f"Against {reference.get('source', 'the reference')}: " + "; ".join(parts) + "."
 
 
-def test_figures(ev: Evaluation) -> dict[str, Figure]:
+def evaluation_figures(ev: Evaluation, n_bins: int = 15) -> dict[str, Figure]:
     """The figures of a run's test split, drawn once here for the per-class and calibration chapters and for
     ``medvision evaluate --figures``: per-class F1 and sensitivity with their intervals, the confusion matrix
     (counts and row-normalised), one-vs-rest ROC and precision-recall curves of the calibrated probabilities,
-    and the reliability diagram before and after temperature scaling."""
+    and the reliability diagram before and after temperature scaling (``n_bins`` confidence bins). The figures
+    are closed to pyplot, so a notebook shows each where it is displayed, once."""
     probs = (ev.test_logits / ev.temperature).softmax(1)
     pred = ev.test_logits.argmax(1)
     figures: dict[str, Figure] = {}
@@ -379,11 +394,13 @@ def test_figures(ev: Evaluation) -> dict[str, Figure]:
     figures["confusion_matrix"] = fig
     figures["roc"] = plots.plot_roc_curves(probs.numpy(), ev.test_targets.numpy(), ev.class_names)[0]
     figures["precision_recall"] = plots.plot_pr_curves(probs.numpy(), ev.test_targets.numpy(), ev.class_names)[0]
-    curves = {"before": reliability_bins(ev.test_logits.softmax(1), ev.test_targets),
-              f"after (T = {ev.temperature:.2f})": reliability_bins(probs, ev.test_targets)}
+    curves = {"before": reliability_bins(ev.test_logits.softmax(1), ev.test_targets, n_bins),
+              f"after (T = {ev.temperature:.2f})": reliability_bins(probs, ev.test_targets, n_bins)}
     fig, ax = plots.plot_reliability_diagram(curves)
     ax.set_title(f"{ev.run_dir.name}: reliability on the test split")
     figures["reliability"] = fig
+    for figure in figures.values():
+        plt.close(figure)
     return figures
 
 
@@ -395,14 +412,12 @@ def save_figures(ev: Evaluation, folder: str | os.PathLike[str], dpi: int = 150)
     """The test split's confusion matrix (counts and row-normalised), one-vs-rest ROC curves and reliability
     diagram (before and after temperature scaling), as PNG files in ``folder`` (written atomically)."""
     folder = Path(folder)
-    figures = test_figures(ev)
+    figures = evaluation_figures(ev)
     written = []
-    for name, figure in figures.items():
-        if name in SAVED_FIGURES:
-            with atomic_path(folder / f"{name}.png") as tmp:
-                figure.savefig(tmp, dpi=dpi, format="png")
-            written.append(folder / f"{name}.png")
-        plt.close(figure)
+    for name in SAVED_FIGURES:
+        with atomic_path(folder / f"{name}.png") as tmp:
+            figures[name].savefig(tmp, dpi=dpi, format="png")
+        written.append(folder / f"{name}.png")
     return written
 
 

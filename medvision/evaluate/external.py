@@ -27,6 +27,7 @@ from medvision.data.leakage import cross_duplicates, image_hashes
 from medvision.data.load import load_samples
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.paths import resolve_data_root
+from medvision.data.similarity import versus_seen
 from medvision.data.table import SampleTable
 from medvision.evaluate.evaluation import clean_test, evaluate_run, load_run, whole_and_clean
 from medvision.metrics.calibration import calibration_table
@@ -37,6 +38,7 @@ from medvision.metrics.classification import (
     predictions_table,
 )
 from medvision.models.backbones import with_tta
+from medvision.models.embeddings import embeddings_for, threshold_for
 from medvision.train.loop import predict_logits
 from medvision.train.run_dir import RunDirectory
 
@@ -144,7 +146,7 @@ def evaluate_external(run_dir: str | os.PathLike[str], data: str | os.PathLike[s
     loader = TensorLoader(images, labels, norm["mean"], norm["std"], batch_size=256,
                           out_size=config.experiment.image_size)
     logits, targets = predict_logits(with_tta(run.model, config.train.tta), loader, torch.device("cpu"))
-    audit = external_audit(table, run.cache.table, config.data.near_distance)
+    audit = external_audit(table, run.cache.table, config.data.near_distance, config.data)
     ids = table.frame["sample_id"].astype(str).tolist()
     clean = clean_test(logits, targets, ids, audit, n_resamples, seed)
     metrics = detailed_metrics(logits, targets)
@@ -167,17 +169,26 @@ def evaluate_external(run_dir: str | os.PathLike[str], data: str | os.PathLike[s
     return ExternalEvaluation(name, out.path, mapping, len(ids), metrics, ci, report, calib, clean, audit)
 
 
-def external_audit(external: SampleTable, trained_on: SampleTable, max_distance: int) -> dict:
+def external_audit(external: SampleTable, trained_on: SampleTable, max_distance: int,
+                   data: DataConfig | None = None) -> dict:
     """Exact and near duplicates of the external images among the run's training and validation images,
     in the shape of :func:`medvision.data.leakage.leakage_audit` (``test_leaking``: the external images that
-    have one)."""
+    have one). With the run's ``data.dedupe: embedding``, feature-space near copies count too, and the audit
+    holds the residual-similarity verdict (``similarity``) of the external images against the run's."""
     seen = trained_on.with_frame(trained_on.frame[trained_on.frame["split"].isin(["train", "val"])])
     ext_content, ext_hash = image_hashes(external)
     run_content, run_hash = image_hashes(seen)
     found = cross_duplicates(ext_content, ext_hash, run_content, run_hash, max_distance)
     ids = external.frame["sample_id"].astype(str).to_numpy()
     leaking = found["exact"].to_numpy() | found["near"].to_numpy()
-    return {"max_distance": max_distance, "against": f"{trained_on.name} train+val ({len(seen)} images)",
+    similarity = None
+    if data is not None and data.dedupe == "embedding":
+        seen_features = embeddings_for(seen, data)
+        similarity, close = versus_seen(seen_features, seen.labels, embeddings_for(external, data), external.labels,
+                                        threshold_for(seen, seen_features, data))
+        leaking |= close
+    return {"similarity": similarity, "max_distance": max_distance,
+            "against": f"{trained_on.name} train+val ({len(seen)} images)",
             "pairs": {"exact": {"external-train/val": int(found["exact"].sum())},
                       "near": {"external-train/val": int(found["near"].sum())}},
             "groups": {}, "test": len(ids), "test_leaking": sorted(ids[leaking].tolist()),
@@ -212,4 +223,6 @@ def describe_external(name: str, saved: dict) -> str:
         text += (f"; without them accuracy is {clean['metrics']['accuracy']:.3f}." if clean["images"] else ".")
     else:
         text += f" None of its images duplicates an image the run trained or validated on ({audit['against']})."
+    if audit.get("similarity"):
+        text += " " + audit["similarity"]["sentence"]
     return text

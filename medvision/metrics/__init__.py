@@ -1,4 +1,4 @@
 """Metrics layer: classification metrics, calibration and imbalance corrections over logits and targets.
 
-May import ``core`` and ``config``; never data loading, models or training.
+May import the layers below it (``core``, ``config``, ``data``); it needs no model and trains nothing.
 """

@@ -6,9 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 
@@ -32,6 +29,11 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, classes: Sequence[int], laye
             ) -> np.ndarray:
     """Grad-CAM maps in ``[0, 1]`` of shape (N, H, W) for ``classes[i]`` of each normalised input."""
     model.eval()
+    from pytorch_grad_cam import (
+        GradCAM,  # grad-cam pulls in OpenCV: loaded when a map is asked for, not with
+    )
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # every Predictor
+
     with GradCAM(model=model, target_layers=[layer or target_layer(model, inputs.shape[-1])]) as cam:
         maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(c)) for c in classes])
     return np.asarray(maps, dtype=np.float32)
@@ -40,4 +42,6 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, classes: Sequence[int], laye
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """An RGB uint8 overlay of a Grad-CAM map on an (H, W, 3) uint8 image of the same size."""
     rgb = image.astype(np.float32) / 255.0
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
     return show_cam_on_image(rgb, cam, use_rgb=True, image_weight=1 - alpha)

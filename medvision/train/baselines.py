@@ -25,6 +25,7 @@ from medvision.data.cache import TensorCache
 from medvision.data.loader import TensorLoader
 from medvision.metrics.classification import classification_metrics
 from medvision.models.checkpoints import load_checkpoint, save_atomic
+from medvision.models.embeddings import feature_key as embedding_key
 from medvision.train.feature_cache import extract_features
 from medvision.train.runner import build_model, make_loaders
 
@@ -42,10 +43,13 @@ CLASSIFIERS = {
 
 
 def feature_key(cache: TensorCache, exp: ExperimentConfig, weights: object) -> str:
-    """The one cache key of frozen-backbone features: the decoded images (the tensor cache's file, which names
-    the table's fingerprint, size and resize, and its length), the backbone as built (``exp`` after any
-    fallback), its weights and the input size."""
-    return f"{cache.path}|{len(cache)}|{exp.backbone}|{weights}|{exp.image_size}"
+    """The cache key of frozen-backbone features of ``cache``'s images (the one scheme of
+    :func:`medvision.models.embeddings.feature_key`): the images (the table's fingerprint, which a subset
+    changes), their decoded size, the backbone as built (``exp`` after any fallback), its weights and the input
+    size."""
+    return embedding_key(kind="frozen", table=cache.table.name, fingerprint=cache.table.fingerprint(),
+                         n=len(cache), decoded=cache.size, backbone=exp.backbone, weights=str(weights),
+                         size=exp.image_size)
 
 
 def cached_features(model: torch.nn.Module, loaders: dict[str, TensorLoader], cache_dir: str | os.PathLike[str],

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medvision.config.choices import LOSSES
 from medvision.core.errors import ConfigError
 
 
@@ -42,4 +43,4 @@ def make_loss(name: str, class_weights: torch.Tensor | None = None, label_smooth
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     if name == "focal":
         return FocalLoss(focal_gamma, class_weights, label_smoothing)
-    raise ConfigError(f"unknown loss {name!r}; choose ce, weighted_ce or focal")
+    raise ConfigError(f"unknown loss {name!r}; choose {', '.join(LOSSES)}")

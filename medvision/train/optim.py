@@ -39,7 +39,7 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
             ``plateau`` (it steps per epoch).
     """
     if name not in SCHEDULERS:
-        raise ConfigError(f"unknown scheduler {name!r}; choose cosine, cosine_restarts, onecycle, plateau or none")
+        raise ConfigError(f"unknown scheduler {name!r}; choose {', '.join(SCHEDULERS)}")
     total = max(1, epochs * steps_per_epoch)
     warmup = min(total - 1, round(warmup_epochs * steps_per_epoch)) if warmup_epochs > 0 else 0
     if warmup and name in ("onecycle", "plateau"):
@@ -55,10 +55,12 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
     elif name == "cosine_restarts":
         period = max(1, main_steps // 3) if warmup else max(1, (epochs // 3) * steps_per_epoch)
         main = lr.CosineAnnealingWarmRestarts(optimizer, T_0=period)
-    else:  # none: a constant rate, after the warm-up if there is one
+    elif name == "none":  # a constant rate, after the warm-up if there is one
         if not warmup:
             return None, False
         main = lr.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    else:  # declared in config.choices.SCHEDULERS but not built here
+        raise ConfigError(f"scheduler {name!r} is declared but has no implementation")
     if not warmup:
         return main, True
     ramp = lr.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)

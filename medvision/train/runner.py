@@ -29,6 +29,7 @@ from medvision.data.leakage import audit_of, describe_audit
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.splits import save_manifest
 from medvision.models.backbones import create_model, with_tta
+from medvision.models.embeddings import similarity_audit
 from medvision.train.loop import evaluate, fit, seed_everything
 from medvision.train.run_dir import RunDirectory
 
@@ -102,6 +103,8 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
     loaders = make_loaders(cache, model, exp, train.seed)
     main = distributed.info().is_main  # under torchrun only rank 0 writes; every rank trains and evaluates
     audit = audit_of(table, data_config.near_distance, data_config.on_error)
+    if data_config.dedupe == "embedding":  # the feature-space check: the split is called clean only if it passes
+        audit = {**audit, "similarity": similarity_audit(table, data_config)}
     rd = RunDirectory(run_dir)
     split_written = False
     if main:

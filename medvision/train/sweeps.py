@@ -2,7 +2,7 @@
 
 The evidence chapters are sweeps. Each run lives at ``<root>/<data set>/<point>/seed<k>/<run>``: a finished run
 is reused, an interrupted one resumes, and a folder holding a run made with other settings is refused
-(:class:`~medvision.core.errors.RunMismatchError`) rather than mixed into the table, as in the benchmark chapter.
+(:class:`~medvision.core.errors.RunConfigMismatchError`) rather than mixed into the table, as in the benchmark chapter.
 Selection happens on validation only (each run's best epoch); the test split is scored once per run.
 """
 
@@ -293,10 +293,14 @@ class SweepResult:
         runs = [d for d in self.rows.get("run_dir", pd.Series(dtype=str)) if d]
         weights = RunDirectory(runs[0]).summary()["weights"] if runs else "no run"
         strategies = list(dict.fromkeys(self.rows["strategy"])) if "strategy" in self.rows else []
+        augment = first.experiment.augment
+        head = strategy_config("head_only", first).experiment.augment
+        if "head_only" in strategies and head != augment:
+            augment = f"{augment} (head-only: {head}, cached features)"
         return {"data": ", ".join(ran) or "none here", "backbone": first.experiment.backbone, "weights": weights,
                 "strategies": ", ".join(strategies) or "none",
-                "input": f"{first.experiment.image_size}px", "epochs": first.train.epochs,
-                "augment": first.experiment.augment}
+                "input": f"{first.experiment.image_size}px", "epochs": first.train.epochs, "augment": augment,
+                **({"weight average": first.train.ema_decay} if first.train.ema_decay else {})}
 
     def missing_markdown(self) -> str:
         return "\n\n".join(f"**{name} is not on this machine**, so it is left out: {why}"

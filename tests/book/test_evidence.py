@@ -111,6 +111,8 @@ def test_resolution_knee_is_the_smallest_size_within_the_best_interval():
     assert "still the best" in evidence.describe_resolution(rising_means)
     fig, ax = plot_resolution(means)
     assert [t.get_text() for t in ax.texts][0].endswith("s/ep")
+    by_strategy = evidence.describe_resolution_by_strategy(means, ("test_macro_f1",))
+    assert by_strategy == "**full, macro_f1.** " + text
 
 
 def test_remedy_sentences_name_the_best_remedy_and_its_calibration():
@@ -121,6 +123,10 @@ def test_remedy_sentences_name_the_best_remedy_and_its_calibration():
                          "test_ece": ece, "recall_df": ba - 0.2})
     means = evidence.seed_means(pd.DataFrame(rows), ["dataset", "remedy"],
                                 ["test_balanced_accuracy", "test_ece", "recall_df"])
+    scored = pd.DataFrame(rows).assign(test_macro_f1=0.5)
+    assert evidence.remedy_means(scored).drop(columns=["test_macro_f1", "test_macro_f1_low", "test_macro_f1_high"]
+                                              ).equals(means)  # every recall_* column is averaged too
+    assert evidence.remedy_scores(pd.DataFrame(columns=["run_dir"])).empty
     text = evidence.describe_remedies(means)
     assert "best remedy by mean test balanced accuracy is **focal**" in text and "lies above" in text
     assert "ECE is 0.150 against 0.050" in text and "df 0.42 against 0.30" in text

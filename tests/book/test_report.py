@@ -56,3 +56,31 @@ def test_feature_baselines_against_networks():
     assert "**logistic_regression** (test macro f1 0.810)" in text and "(full) is -0.030 test macro f1" in text
     assert len(report.versus_finetuned(baselines, None)) == 2
     assert "No fine-tuned run" in report.describe_feature_baselines(baselines, nets.iloc[:0])
+
+
+def test_calibration_across_reads_each_evaluation():
+    from types import SimpleNamespace
+
+    table = pd.DataFrame({"ece": [0.1, 0.05], "nll": [0.5, 0.4], "brier": [0.2, 0.18]}, index=["before", "after"])
+    ev = SimpleNamespace(calibration=table, temperature=1.4, temperature_fit=SimpleNamespace(used=True),
+                         metrics={"accuracy": 0.9})
+    across = report.calibration_across({"full": ev})
+    assert across.loc["full"].to_dict() == {"temperature": 1.4, "fitted": True, "accuracy": 0.9, "ece_before": 0.1,
+                                            "ece_after": 0.05, "nll_before": 0.5, "nll_after": 0.4,
+                                            "brier_after": 0.18}
+
+
+def test_collect_leakage_gathers_each_message_once():
+    import warnings
+
+    from medvision.core.errors import LeakageWarning
+    from medvision.data.leakage import collect_leakage
+
+    with collect_leakage() as leaks:
+        for _ in range(2):
+            warnings.warn(LeakageWarning("breastmnist: the split leaks"), stacklevel=1)
+    assert leaks.messages == ["breastmnist: the split leaks"]
+    assert leaks.markdown() == "**Leakage audit.** breastmnist: the split leaks."
+    with collect_leakage() as none:
+        pass
+    assert "No duplicate image or shared group" in none.markdown()

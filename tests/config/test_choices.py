@@ -38,9 +38,12 @@ def test_each_literal_and_its_tuple_agree():
 
 def test_every_scheduler_is_built_and_no_other():
     model = nn.Linear(2, 2)
+    built = {}
     for name in choices.SCHEDULERS:
-        make_scheduler(name, make_optimizer([{"params": model.parameters(), "lr": 0.1}]), epochs=2,
-                       steps_per_epoch=3)
+        sched, _ = make_scheduler(name, make_optimizer([{"params": model.parameters(), "lr": 0.1}]), epochs=3,
+                                  steps_per_epoch=3)
+        built[name] = type(sched).__name__
+    assert len(set(built.values())) == len(built), built  # every name builds its own schedule
     with pytest.raises(ConfigError):
         TrainConfig(scheduler="linear")  # type: ignore[arg-type]
 
@@ -69,8 +72,8 @@ def test_strategy_registry_and_parser_share_the_names():
 
 
 def test_augment_presets_and_resize_modes():
-    assert tuple(AUGMENT_PRESETS) == choices.AUGMENT_PRESETS
-    for preset in choices.AUGMENT_PRESETS:
+    assert tuple(AUGMENT_PRESETS) == choices.AUGMENT_PRESET_NAMES
+    for preset in choices.AUGMENT_PRESET_NAMES:
         ExperimentConfig(augment=preset)
     image = torch.zeros(20, 30, 3, dtype=torch.uint8).numpy()
     for mode in choices.RESIZE_MODES:

@@ -106,10 +106,14 @@ def test_figures_are_drawn_once_for_the_chapters_and_the_cli(runs, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from medvision.evaluate.evaluation import save_figures, test_figures
+    import matplotlib.pyplot as plt
+
+    from medvision.evaluate.evaluation import evaluation_figures, save_figures
 
     ev = evaluate_run(best_run(runs), n_resamples=50)
-    figures = test_figures(ev)
+    open_before = plt.get_fignums()
+    figures = evaluation_figures(ev)
+    assert plt.get_fignums() == open_before  # closed to pyplot: a notebook shows each once, where it is displayed
     assert set(figures) == {"per_class", "confusion_matrix", "roc", "precision_recall", "reliability"}
     assert sorted(p.name for p in save_figures(ev, tmp_path)) == ["confusion_matrix.png", "reliability.png",
                                                                   "roc.png"]

@@ -81,3 +81,19 @@ def test_leaving_a_class_out_and_bad_mappings(pneumonia_run, shared_data, capsys
     assert main(["evaluate", str(pneumonia_run), "--data", str(shared_data / "ham10000" / "subset.csv"),
                  "--set", "data.path_col=file", "--set", "data.label_col=dx"]) == 2
     assert "matches none of the run's classes" in capsys.readouterr().err
+
+
+def test_the_external_audit_uses_the_runs_dedupe_mode(shared_data):
+    from medvision.config import DataConfig
+    from medvision.data import load_medmnist
+    from medvision.evaluate.external import external_audit
+
+    table = load_medmnist("breastmnist", root=shared_data)
+    external = table.with_frame(table.frame[table.frame["split"] == "test"])
+    plain = external_audit(external, table, 4)
+    assert plain["similarity"] is None
+    embedded = external_audit(external, table, 4, DataConfig(source="medmnist", name="breastmnist",
+                                                             dedupe="embedding", embedding_size=32))
+    assert embedded["similarity"]["verdict"] in ("clean", "optimistic")
+    assert set(plain["test_leaking"]) <= set(embedded["test_leaking"])  # feature-space copies count too
+    assert embedded["similarity"]["sentence"].startswith("Feature-space check:")

@@ -149,3 +149,10 @@ def test_sweep_datasets_reports_absent_data_instead_of_failing(tmp_path, monkeyp
     assert "manifest.csv" in result.missing["ham10000"] or "not found" in result.missing["ham10000"]
     assert "is not on this machine" in result.missing_markdown()
     assert result.banner_facts()["data"] == "none here"
+
+
+def test_the_benchmark_sweep_is_one_point_over_seeds():
+    sweep = sweeps.seeds_sweep([0, 1, 2], max_train_samples=200, strategies=["full"])
+    assert sweep.seeds == (0, 1, 2) and sweep.strategies == ("full",) and len(sweep.points) == 1
+    assert sweep.points[0].name == "train200" and sweep.points[0].train_samples == 200
+    assert sweeps.seeds_sweep([0]).points[0].name == "all"
