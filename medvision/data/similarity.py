@@ -203,7 +203,7 @@ def residual_similarity(features: np.ndarray, table: SampleTable, threshold: Thr
 
 
 def versus_seen(seen: np.ndarray, seen_labels: np.ndarray, new: np.ndarray, new_labels: np.ndarray,
-                threshold: Threshold, name: str = "external") -> tuple[dict, np.ndarray]:
+                threshold: Threshold, name: str = "external set") -> tuple[dict, np.ndarray]:
     """:func:`residual_similarity` for images from elsewhere (an external test set) against the images a run
     trained and validated on: the summary of one split, and which new images sit at near-copy similarity."""
     features = np.vstack([seen, new])

@@ -83,4 +83,5 @@ def test_collect_leakage_gathers_each_message_once():
     assert leaks.markdown() == "**Leakage audit.** breastmnist: the split leaks."
     with collect_leakage() as none:
         pass
-    assert "No duplicate image or shared group" in none.markdown()
+    assert "No exact or near-duplicate image (pHash) or shared group" in none.markdown()
+    assert "called clean only when it passes" in none.markdown()  # pair counts alone never certify a split
