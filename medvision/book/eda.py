@@ -111,7 +111,10 @@ def group_advice(table: SampleTable, audit: dict | None) -> str:
     how to give it one from the file names, with the ready patterns."""
     if table.has_groups or not audit or audit.get("verdict") != "optimistic":
         return ""
+    embedding = "`data.dedupe: embedding` clusters the images in feature space and no split cuts a cluster."
+    if table.is_array:  # arrays (MedMNIST) carry no file names to read a subject from
+        return f"Images of one source cluster, and this data set has no group column: {embedding}"
     patterns = "; ".join(f"{layout}: `{pattern}`" for layout, pattern in GROUP_PATTERNS.items())
     return ("Images of one source cluster, and this data set has no group column. If the file names carry the "
             "subject, `data.group_pattern` makes one (its first group is each file's group): " + patterns + ". "
-            "Otherwise `data.dedupe: embedding` clusters the images in feature space and no split cuts a cluster.")
+            f"Otherwise {embedding[0].lower()}{embedding[1:]}")

@@ -13,7 +13,7 @@ import pytest
 from medvision.cli import main
 from medvision.config import DataConfig, RunConfig
 from medvision.core.errors import WeightsError
-from medvision.data import load_medmnist
+from medvision.data import load_csv, load_medmnist
 from medvision.data.load import load_data
 from medvision.models import backbones, embeddings
 
@@ -89,5 +89,8 @@ def test_eda_helpers_and_the_figure(shared_data):
     fig, ax = plots.plot_residual_similarity(audit)
     assert len(ax.lines) == 5  # nearest and distinct for val and test, and the threshold
     optimistic = {**audit, "verdict": "optimistic"}
-    assert "data.group_pattern" in eda.group_advice(table, optimistic)
+    advice = eda.group_advice(table, optimistic)
+    assert "data.dedupe: embedding" in advice and "group_pattern" not in advice  # arrays have no file names
+    files = load_csv(shared_data / "ham10000" / "subset.csv", path_col="file", label_col="dx")
+    assert "data.group_pattern" in eda.group_advice(files, optimistic)
     assert eda.group_advice(table, audit if audit["verdict"] == "clean" else None) == ""
