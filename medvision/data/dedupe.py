@@ -26,27 +26,11 @@ import pandas as pd
 from medvision.config.choices import DedupeMode
 from medvision.data.errors import DataError
 from medvision.data.leakage import image_hashes, near_duplicate_pairs
+from medvision.data.similarity import components, group_codes
 from medvision.data.table import SampleTable
 
 #: Splits in the order they are fitted on: a duplicate "leaks" into the later one.
 ORDER = {"train": 0, "val": 1, "test": 2}
-
-
-def _union_find(n: int, pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    parent = np.arange(n)
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        for i, j in zip(a.tolist(), b.tolist(), strict=True):
-            ri, rj = root(i), root(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    return np.array([root(i) for i in range(n)])
 
 
 def duplicate_clusters(table: SampleTable, mode: DedupeMode = "near", max_distance: int = 4,
@@ -69,11 +53,11 @@ def duplicate_clusters(table: SampleTable, mode: DedupeMode = "near", max_distan
         sorted_content = np.asarray(content)[order]
         same = np.flatnonzero(sorted_content[1:] == sorted_content[:-1])
         links.append((order[same], order[same + 1]))
-    if table.has_groups:
-        codes = pd.factorize(table.frame["group"].fillna(pd.Series(table.frame["sample_id"].astype(str))))[0]
+    codes = group_codes(table)
+    if codes is not None:
         first = pd.Series(np.arange(n)).groupby(codes).transform("min").to_numpy()
         links.append((first, np.arange(n)))
-    return _union_find(n, links)
+    return components(n, links)
 
 
 def cross_split_clusters(clusters: np.ndarray, split: np.ndarray) -> int:

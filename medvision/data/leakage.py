@@ -235,12 +235,18 @@ def describe_audit(audit: dict) -> str | None:
 _AUDITS: dict[tuple, dict] = {}
 
 
+def split_key(table: SampleTable) -> tuple[str, str, bytes]:
+    """What identifies a table's split in this process: its name, its images' fingerprint and its split column
+    (audits of one split are computed once, however many strategies train on it)."""
+    split = pd.util.hash_pandas_object(table.frame["split"], index=False).to_numpy().tobytes() \
+        if "split" in table.frame else b""
+    return table.name, table.fingerprint(), split
+
+
 def audit_of(table: SampleTable, max_distance: int = 4, on_error: OnError = "raise") -> dict:
     """:func:`leakage_audit` of ``table``, computed once per table and split in a process (every strategy of a
     chapter trains on the same split); ``on_error="skip"`` hashes past unreadable images."""
-    split = pd.util.hash_pandas_object(table.frame["split"], index=False).to_numpy().tobytes() \
-        if "split" in table.frame else b""
-    key = (table.name, table.fingerprint(), split, max_distance)
+    key = (*split_key(table), max_distance)
     if key not in _AUDITS:
         _AUDITS[key] = leakage_audit(table, max_distance, on_error=on_error)
     return _AUDITS[key]

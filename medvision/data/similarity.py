@@ -23,11 +23,13 @@ straddling test, these pairs 5.5% (pair precision 0.99, recall 0.78; largest clu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import NearestNeighbors
 
 from medvision.config.data import DataConfig
@@ -109,6 +111,25 @@ def max_similarity(features: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     return out
 
 
+def reference_similarities(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None
+                           ) -> np.ndarray:
+    """Each image's highest similarity to an image known to be distinct (another class, or another group), of
+    the images that have one: what :func:`derive_threshold` takes a quantile of."""
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    best = max_similarity(features, rows, rows, lambda r, c: _distinct(labels, groups, r, c))
+    return best[np.isfinite(best)]
+
+
+def _quantile_threshold(known: np.ndarray, n: int, grouped: bool, where: str, quantile: float) -> Threshold:
+    if len(known) < MIN_REFERENCE:
+        raise DataError(f"{where}: too few images ({len(known)} of {n}) have an image known to be distinct "
+                        f"(another class{' or group' if grouped else ''}) to estimate a near-duplicate "
+                        f"threshold from (at least {MIN_REFERENCE}); set data.embedding_threshold")
+    return Threshold(float(np.quantile(known, quantile)), True, "other group" if grouped else "other class",
+                     int(len(known)), quantile)
+
+
 def derive_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
                      where: str = "the data set", quantile: float = NULL_QUANTILE) -> Threshold:
     """The near-duplicate threshold of a data set, from images known to be distinct (see the module docstring).
@@ -117,41 +138,54 @@ def derive_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndarra
         DataError: too few images have a known-distinct image to estimate it from (one class and no groups, or
             a tiny set); set ``data.embedding_threshold`` instead.
     """
-    labels = np.asarray(labels)
-    rows = np.arange(len(labels))
-    best = max_similarity(features, rows, rows, lambda r, c: _distinct(labels, groups, r, c))
-    known = best[np.isfinite(best)]
-    reference = "other group" if groups is not None else "other class"
-    if len(known) < MIN_REFERENCE:
-        raise DataError(f"{where}: too few images ({len(known)} of {len(labels)}) have an image known to be distinct "
-                        f"(another class{' or group' if groups is not None else ''}) to estimate a near-duplicate "
-                        f"threshold from (at least {MIN_REFERENCE}); set data.embedding_threshold")
-    return Threshold(float(np.quantile(known, quantile)), True, reference, int(len(known)), quantile)
+    known = reference_similarities(features, labels, groups)
+    return _quantile_threshold(known, len(labels), groups is not None, where, quantile)
+
+
+def threshold_for(table: SampleTable, features: np.ndarray, cfg: DataConfig) -> Threshold:
+    """``cfg.embedding_threshold`` when set, else the threshold derived from ``table``'s own known-distinct
+    images (:func:`derive_threshold`)."""
+    if cfg.embedding_threshold > 0:
+        return Threshold(cfg.embedding_threshold, False, "set by data.embedding_threshold", 0)
+    return derive_threshold(features, table.labels, group_codes(table), where=table.name)
+
+
+def nearest_neighbours(features: np.ndarray, neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's ``neighbours`` nearest images by cosine similarity (itself among them, first) and the
+    similarities: one search serves every threshold."""
+    f = _normalised(features)
+    k = min(neighbours + 1, len(f))
+    dist, idx = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(f).kneighbors(f)
+    return idx, 1.0 - dist
+
+
+def _no_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    empty = np.zeros(0, np.int64)
+    return empty, empty, np.zeros(0, np.float32)
+
+
+def mutual_pairs(idx: np.ndarray, sims: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``i < j`` of :func:`nearest_neighbours` that are each other's neighbours with a similarity of at
+    least ``threshold``, and their similarities."""
+    edges = {}
+    for i in range(len(idx)):
+        for j, s in zip(idx[i].tolist(), sims[i].tolist(), strict=True):
+            if j != i and s >= threshold:
+                edges[(i, j)] = s
+    pairs = sorted((i, j) for (i, j) in edges if i < j and (j, i) in edges)
+    if not pairs:
+        return _no_pairs()
+    ii, jj = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
+    return ii, jj, np.array([edges[(i, j)] for i, j in pairs], dtype=np.float32)
 
 
 def similar_pairs(features: np.ndarray, threshold: float, neighbours: int = NEIGHBOURS
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``i < j`` that are mutual nearest neighbours (each among the other's ``neighbours`` nearest) with a
     cosine similarity of at least ``threshold``, and their similarities."""
-    f = _normalised(features)
-    n = len(f)
-    if n < 2:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.float32)
-    k = min(neighbours + 1, n)
-    dist, idx = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(f).kneighbors(f)
-    sims = 1.0 - dist
-    edges = {}
-    for i in range(n):
-        for j, s in zip(idx[i].tolist(), sims[i].tolist(), strict=True):
-            if j != i and s >= threshold:
-                edges[(i, j)] = s
-    pairs = sorted((i, j) for (i, j) in edges if i < j and (j, i) in edges)
-    if not pairs:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.float32)
-    ii, jj = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
-    return ii, jj, np.array([edges[(i, j)] for i, j in pairs], dtype=np.float32)
+    if len(features) < 2:
+        return _no_pairs()
+    return mutual_pairs(*nearest_neighbours(features, neighbours), threshold)
 
 
 def _histogram(values: np.ndarray) -> list[int]:
@@ -166,6 +200,28 @@ def _summary(values: np.ndarray, threshold: float) -> dict:
             "close": float((v >= threshold).mean()), "histogram": _histogram(v)}
 
 
+def _split_check(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, labels: np.ndarray,
+                 groups: np.ndarray | None, threshold: Threshold, seen: list[str]) -> tuple[dict, np.ndarray]:
+    """One evaluation split (``rows``) against what it must not have seen (``cols``): the summaries of its
+    highest similarities to them and to known-distinct ones among them, the verdict, and each row's highest
+    similarity."""
+    best = max_similarity(features, rows, cols)
+    nearest = _summary(best, threshold.value)
+    distinct = _summary(max_similarity(features, rows, cols, lambda r, c: _distinct(labels, groups, r, c)),
+                        threshold.value)
+    excess = nearest["close"] - distinct["close"]
+    return {"nearest": nearest, "distinct": distinct, "excess": float(excess),
+            "verdict": "optimistic" if excess > MARGIN else "clean", "seen": seen}, best
+
+
+def _audit(splits: dict[str, dict], threshold: Threshold) -> dict:
+    verdicts = [s["verdict"] for s in splits.values()]
+    audit = {"threshold": threshold.to_dict(), "bins": BINS.tolist(), "splits": splits,
+             "verdict": "optimistic" if "optimistic" in verdicts else "clean" if verdicts else "not checked"}
+    audit["sentence"] = describe_residual(audit)
+    return audit
+
+
 def residual_similarity(features: np.ndarray, table: SampleTable, threshold: Threshold) -> dict:
     """How close each validation and test image sits to the images it must not have seen (train; train and val
     for test), beside the same for pairs known to be distinct (other classes, or other groups).
@@ -177,29 +233,13 @@ def residual_similarity(features: np.ndarray, table: SampleTable, threshold: Thr
         histogram over :data:`BINS`.
     """
     split = table.frame["split"].to_numpy() if "split" in table.frame else np.full(len(table), "train")
-    labels = np.asarray(table.labels)
-    groups = pd_codes(table)
-    out: dict = {"threshold": threshold.to_dict(), "bins": BINS.tolist(), "splits": {}}
-    seen_by = {"val": ("train",), "test": ("train", "val")}
-    worst = None
-    for name, seen in seen_by.items():
-        rows = np.flatnonzero(split == name)
-        cols = np.flatnonzero(np.isin(split, seen))
-        if not len(rows) or not len(cols):
-            continue
-        nearest = _summary(max_similarity(features, rows, cols), threshold.value)
-        distinct = _summary(max_similarity(features, rows, cols, lambda r, c: _distinct(labels, groups, r, c)),
-                            threshold.value)
-        excess = nearest["close"] - distinct["close"]
-        verdict = "optimistic" if excess > MARGIN else "clean"
-        out["splits"][name] = {"nearest": nearest, "distinct": distinct, "excess": float(excess),
-                               "verdict": verdict, "seen": list(seen)}
-        if worst is None or excess > worst[1]:
-            worst = (name, excess)
-    verdicts = [s["verdict"] for s in out["splits"].values()]
-    out["verdict"] = "optimistic" if "optimistic" in verdicts else "clean" if verdicts else "not checked"
-    out["sentence"] = describe_residual(out)
-    return out
+    labels, groups = np.asarray(table.labels), group_codes(table)
+    splits = {}
+    for name, seen in {"val": ["train"], "test": ["train", "val"]}.items():
+        rows, cols = np.flatnonzero(split == name), np.flatnonzero(np.isin(split, seen))
+        if len(rows) and len(cols):
+            splits[name] = _split_check(features, rows, cols, labels, groups, threshold, seen)[0]
+    return _audit(splits, threshold)
 
 
 def versus_seen(seen: np.ndarray, seen_labels: np.ndarray, new: np.ndarray, new_labels: np.ndarray,
@@ -208,25 +248,27 @@ def versus_seen(seen: np.ndarray, seen_labels: np.ndarray, new: np.ndarray, new_
     trained and validated on: the summary of one split, and which new images sit at near-copy similarity."""
     features = np.vstack([seen, new])
     labels = np.concatenate([np.asarray(seen_labels), np.asarray(new_labels)])
-    rows, cols = np.arange(len(seen), len(features)), np.arange(len(seen))
-    best = max_similarity(features, rows, cols)
-    nearest = _summary(best, threshold.value)
-    distinct = _summary(max_similarity(features, rows, cols, lambda r, c: _distinct(labels, None, r, c)),
-                        threshold.value)
-    excess = nearest["close"] - distinct["close"]
-    audit = {"threshold": threshold.to_dict(), "bins": BINS.tolist(),
-             "splits": {name: {"nearest": nearest, "distinct": distinct, "excess": float(excess),
-                               "verdict": "optimistic" if excess > MARGIN else "clean", "seen": ["train", "val"]}}}
-    audit["verdict"] = audit["splits"][name]["verdict"]
-    audit["sentence"] = describe_residual(audit)
-    return audit, best >= threshold.value
+    check, best = _split_check(features, np.arange(len(seen), len(features)), np.arange(len(seen)), labels, None,
+                               threshold, ["train", "val"])
+    return _audit({name: check}, threshold), best >= threshold.value
 
 
-def pd_codes(table: SampleTable) -> np.ndarray | None:
-    """Integer group codes of ``table`` (``None`` without a group column)."""
+def group_codes(table: SampleTable) -> np.ndarray | None:
+    """Integer group codes of ``table``, a row without a group its own (``None`` without a group column)."""
     if not table.has_groups:
         return None
-    return pd.factorize(table.frame["group"].fillna(table.frame["sample_id"].astype(str)))[0]
+    return pd.factorize(table.frame["group"].fillna(pd.Series(table.frame["sample_id"].astype(str))))[0]
+
+
+def components(n: int, links: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The connected components of ``n`` rows linked by the pairs in ``links``: each row's component as the
+    position of its first member."""
+    ii = np.concatenate([np.asarray(a, dtype=np.int64) for a, _ in links]) if links else np.zeros(0, np.int64)
+    jj = np.concatenate([np.asarray(b, dtype=np.int64) for _, b in links]) if links else np.zeros(0, np.int64)
+    _, labels = connected_components(coo_matrix((np.ones(len(ii)), (ii, jj)), shape=(n, n)), directed=False)
+    first = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(n))
+    return first[labels]
 
 
 def describe_residual(audit: dict) -> str:
@@ -254,20 +296,11 @@ LARGEST_CLUSTER = 0.05
 STRICTER = (NULL_QUANTILE, 0.995, 0.999)
 
 
-def cluster_sizes(n: int, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
-    """Sizes of the connected components of ``n`` nodes linked by the pairs ``(ii, jj)``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(ii)), (ii, jj)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return np.bincount(labels)
-
-
 def embedding_pairs(table: SampleTable, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """The feature-space near-duplicate pairs of ``table`` (``dedupe: embedding``) and what decided them: the
     threshold (``cfg.embedding_threshold``, or derived from the data and raised while one cluster would hold
-    more than :data:`LARGEST_CLUSTER` of the images), the pairs found and the largest cluster they make.
+    more than :data:`LARGEST_CLUSTER` of the images), the pairs found and the largest cluster they make. The
+    neighbour search and the known-distinct similarities are computed once for every threshold tried.
 
     Raises:
         DataError: the features cannot be computed, or the set is too small to derive a threshold.
@@ -275,12 +308,14 @@ def embedding_pairs(table: SampleTable, cfg: DataConfig) -> tuple[np.ndarray, np
     """
     features = table_features(table, cfg)
     n = len(table)
-    groups = pd_codes(table)
-    for quantile in STRICTER if cfg.embedding_threshold <= 0 else (None,):
-        threshold = (Threshold(cfg.embedding_threshold, False, "set by data.embedding_threshold", 0)
-                     if quantile is None else derive_threshold(features, table.labels, groups, table.name, quantile))
-        ii, jj, _ = similar_pairs(features, threshold.value)
-        largest = int(cluster_sizes(n, ii, jj).max()) if n else 0
+    groups = group_codes(table)
+    neighbours = nearest_neighbours(features) if n >= 2 else None
+    known = reference_similarities(features, table.labels, groups) if cfg.embedding_threshold <= 0 else None
+    for quantile in STRICTER if known is not None else (None,):
+        threshold = (threshold_for(table, features, cfg) if known is None else
+                     _quantile_threshold(known, n, groups is not None, table.name, quantile))
+        ii, jj, _ = mutual_pairs(*neighbours, threshold.value) if neighbours else _no_pairs()
+        largest = int(np.bincount(components(n, [(ii, jj)])).max()) if n else 0
         if n < 100 or largest <= LARGEST_CLUSTER * n:
             break
     facts = {"threshold": threshold.to_dict(), "why": threshold.describe(), "pairs": int(len(ii)),

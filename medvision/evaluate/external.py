@@ -27,7 +27,7 @@ from medvision.data.leakage import cross_duplicates, image_hashes
 from medvision.data.load import load_samples
 from medvision.data.loader import TensorLoader, normalization_from_model
 from medvision.data.paths import resolve_data_root
-from medvision.data.similarity import versus_seen
+from medvision.data.similarity import threshold_for, versus_seen
 from medvision.data.table import SampleTable
 from medvision.evaluate.evaluation import clean_test, evaluate_run, load_run, whole_and_clean
 from medvision.metrics.calibration import calibration_table
@@ -38,7 +38,7 @@ from medvision.metrics.classification import (
     predictions_table,
 )
 from medvision.models.backbones import with_tta
-from medvision.models.embeddings import embeddings_for, threshold_for
+from medvision.models.embeddings import embeddings_for
 from medvision.train.loop import predict_logits
 from medvision.train.run_dir import RunDirectory
 

@@ -26,14 +26,9 @@ from medvision.core.atomic import atomic_path
 from medvision.core.devices import tune_allocator
 from medvision.core.errors import ImageLoadError
 from medvision.data.cache import load_pixels, resize_image
+from medvision.data.leakage import split_key
 from medvision.data.paths import tensor_cache_dir
-from medvision.data.similarity import (
-    Threshold,
-    derive_threshold,
-    pd_codes,
-    register_features,
-    residual_similarity,
-)
+from medvision.data.similarity import register_features, residual_similarity, threshold_for
 from medvision.data.table import SampleTable
 from medvision.models.backbones import create_model
 
@@ -128,17 +123,16 @@ def embeddings_for(table: SampleTable, cfg: DataConfig, progress: bool = False) 
 register_features(embeddings_for)
 
 
-def threshold_for(table: SampleTable, features: np.ndarray, cfg: DataConfig) -> Threshold:
-    """``cfg.embedding_threshold`` when set, else the threshold derived from ``table``'s own known-distinct
-    images (:func:`medvision.data.similarity.derive_threshold`)."""
-    if cfg.embedding_threshold > 0:
-        return Threshold(cfg.embedding_threshold, False, "set by data.embedding_threshold", 0)
-    return derive_threshold(features, table.labels, pd_codes(table), where=table.name)
+_AUDITS: dict[tuple, dict] = {}
 
 
 def similarity_audit(table: SampleTable, cfg: DataConfig, progress: bool = False) -> dict:
     """The residual-similarity audit of ``table``'s split (:func:`medvision.data.similarity.residual_similarity`)
-    with ``cfg``'s embedding settings; the threshold is the configured or derived one."""
-    features = embeddings_for(table, cfg, progress)
-    return residual_similarity(features, table, threshold_for(table, features, cfg))
+    with ``cfg``'s embedding settings; the threshold is the configured or derived one. Computed once per split
+    and settings in a process (every strategy of a chapter trains on the same split)."""
+    key = (*split_key(table), cfg.embedding_model, cfg.embedding_size, cfg.embedding_threshold, cfg.on_error)
+    if key not in _AUDITS:
+        features = embeddings_for(table, cfg, progress)
+        _AUDITS[key] = residual_similarity(features, table, threshold_for(table, features, cfg))
+    return _AUDITS[key]
 

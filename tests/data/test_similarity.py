@@ -13,9 +13,14 @@ from medvision.core.errors import DataError
 from medvision.data import load_csv
 from medvision.data.dedupe import SplitReport
 from medvision.data.load import load_data
-from medvision.data.similarity import derive_threshold, residual_similarity, similar_pairs
+from medvision.data.similarity import (
+    derive_threshold,
+    residual_similarity,
+    similar_pairs,
+    threshold_for,
+)
 from medvision.data.table import SampleTable
-from medvision.models.embeddings import image_embeddings, similarity_audit, threshold_for
+from medvision.models.embeddings import image_embeddings, similarity_audit
 
 FRAMES_PER_SOURCE = 4
 
