@@ -59,7 +59,7 @@ run_config = RunConfig.load(config, [overrides])
 out = pages.runs_dir(profile, run_config.label, runs_dir)
 run_dir = out / run if run else evaluation.best_run(out)
 ev = evaluation.evaluate_run(run_dir, n_resamples=n_resamples, seed=seed)
-figures = evaluation.evaluation_figures(ev)
+figures = evaluation.evaluation_figures(ev, names=["per_class", "confusion_matrix", "roc", "precision_recall"])
 summary = runner.load_summary(run_dir)
 pages.run_banner(profile, data=run_config.label, run=run_dir.name, backbone=summary["backbone"],
                 weights=summary["weights"], test_cases=len(ev.test_targets), bootstrap=n_resamples, seed=seed)

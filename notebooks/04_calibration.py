@@ -74,7 +74,7 @@ pages.run_banner(profile, data=run_config.label, runs=len(runs), detailed_run=fo
 
 # %%
 display(Markdown(f"**{focus.name}**: {ev.temperature_fit.describe()}."))
-evaluation.evaluation_figures(ev, n_bins)["reliability"]
+evaluation.evaluation_figures(ev, n_bins, names=["reliability"])["reliability"]
 
 # %%
 table = calibration.bootstrap_calibration(ev.test_logits, ev.test_targets, ev.temperature, n_resamples,

@@ -373,32 +373,52 @@ def describe_reference(table: pd.DataFrame, reference: dict) -> str:
     return f"Against {reference.get('source', 'the reference')}: " + "; ".join(parts) + "."
 
 
-def evaluation_figures(ev: Evaluation, n_bins: int = 15) -> dict[str, Figure]:
-    """The figures of a run's test split, drawn once here for the per-class and calibration chapters and for
-    ``medvision evaluate --figures``: per-class F1 and sensitivity with their intervals, the confusion matrix
-    (counts and row-normalised), one-vs-rest ROC and precision-recall curves of the calibrated probabilities,
-    and the reliability diagram before and after temperature scaling (``n_bins`` confidence bins). The figures
-    are closed to pyplot, so a notebook shows each where it is displayed, once."""
-    probs = (ev.test_logits / ev.temperature).softmax(1)
-    pred = ev.test_logits.argmax(1)
-    figures: dict[str, Figure] = {}
+def _per_class_figure(ev: Evaluation, n_bins: int) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     plots.plot_per_class_metric(ev.ci, "f1", ax=axes[0])
     plots.plot_per_class_metric(ev.ci, "recall", ax=axes[1])
     axes[0].set_title("F1 per class")
     axes[1].set_title("sensitivity (recall) per class")
-    figures["per_class"] = fig
+    return fig
+
+
+def _confusion_figure(ev: Evaluation, n_bins: int) -> Figure:
+    pred = ev.test_logits.argmax(1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, ax=axes[0])
     plots.plot_confusion_matrix(ev.test_targets, pred, ev.class_names, normalize=True, ax=axes[1])
-    figures["confusion_matrix"] = fig
-    figures["roc"] = plots.plot_roc_curves(probs.numpy(), ev.test_targets.numpy(), ev.class_names)[0]
-    figures["precision_recall"] = plots.plot_pr_curves(probs.numpy(), ev.test_targets.numpy(), ev.class_names)[0]
+    return fig
+
+
+def _reliability_figure(ev: Evaluation, n_bins: int) -> Figure:
     curves = {"before": reliability_bins(ev.test_logits.softmax(1), ev.test_targets, n_bins),
-              f"after (T = {ev.temperature:.2f})": reliability_bins(probs, ev.test_targets, n_bins)}
+              f"after (T = {ev.temperature:.2f})": reliability_bins(ev.calibrated_test_probs, ev.test_targets,
+                                                                     n_bins)}
     fig, ax = plots.plot_reliability_diagram(curves)
     ax.set_title(f"{ev.run_dir.name}: reliability on the test split")
-    figures["reliability"] = fig
+    return fig
+
+
+#: The figures of a run's test split, by name: each drawn by a function of the evaluation and the bin count.
+FIGURES = {
+    "per_class": _per_class_figure,
+    "confusion_matrix": _confusion_figure,
+    "roc": lambda ev, n_bins: plots.plot_roc_curves(ev.calibrated_test_probs.numpy(), ev.test_targets.numpy(),
+                                                    ev.class_names)[0],
+    "precision_recall": lambda ev, n_bins: plots.plot_pr_curves(ev.calibrated_test_probs.numpy(),
+                                                                ev.test_targets.numpy(), ev.class_names)[0],
+    "reliability": _reliability_figure,
+}
+
+
+def evaluation_figures(ev: Evaluation, n_bins: int = 15, names: Sequence[str] = tuple(FIGURES)
+                       ) -> dict[str, Figure]:
+    """The figures of a run's test split, drawn here for the per-class and calibration chapters and for
+    ``medvision evaluate --figures`` (only those in ``names``): per-class F1 and sensitivity with their
+    intervals, the confusion matrix (counts and row-normalised), one-vs-rest ROC and precision-recall curves of
+    the calibrated probabilities, and the reliability diagram before and after temperature scaling (``n_bins``
+    confidence bins). The figures are closed to pyplot, so a notebook shows each where it is displayed, once."""
+    figures = {name: FIGURES[name](ev, n_bins) for name in names}
     for figure in figures.values():
         plt.close(figure)
     return figures
@@ -412,7 +432,7 @@ def save_figures(ev: Evaluation, folder: str | os.PathLike[str], dpi: int = 150)
     """The test split's confusion matrix (counts and row-normalised), one-vs-rest ROC curves and reliability
     diagram (before and after temperature scaling), as PNG files in ``folder`` (written atomically)."""
     folder = Path(folder)
-    figures = evaluation_figures(ev)
+    figures = evaluation_figures(ev, names=SAVED_FIGURES)
     written = []
     for name in SAVED_FIGURES:
         with atomic_path(folder / f"{name}.png") as tmp:
