@@ -57,6 +57,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/head_only.py
+	$(BIN)/python bench/stage_cache.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/book_jobs.py
 

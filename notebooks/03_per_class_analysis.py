@@ -80,6 +80,20 @@ if run_config.reference:  # published (or a seed project's expected) results on 
     display(Markdown(evaluation.describe_reference(reference, run_config.reference)))
 
 # %% [markdown]
+# ## Operating point (two-class tasks)
+#
+# The argmax calls a case positive when its probability passes 0.5, which is rarely the point a screening test
+# wants. Thresholds chosen on validation (Youden's J, a fixed specificity, a published sensitivity), then applied
+# to test, show what the same network does at other points of its ROC curve.
+
+# %%
+operating = evaluation.operating_table(ev, run_config.reference)
+if not operating.empty:
+    display(operating.round(3))
+    display(Markdown(evaluation.describe_operating_points(
+        operating, evaluation.binary_positive(ev, run_config.reference))))
+
+# %% [markdown]
 # ## Per-class report
 
 # %%

@@ -37,6 +37,14 @@ class TrainConfig:
         seed: Seed of weights init, dropout, shuffling and augmentation.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
         cached_head: Train a head-only strategy on cached backbone features when augmentation allows.
+        cached_stages: Train a strategy (or phase) that freezes the first stages — ``last_k``, ``two_phase``'s
+            later phase — on their cached output (:mod:`medvision.train.stage_cache`): the frozen stages run
+            once per view, not once per epoch. Exact for the views the cache holds (fp16 storage).
+        cache_views: Views per training image in that cache when augmentation is more than a flip: the
+            image, its mirror and ``cache_views - 2`` draws of the augmentation, fixed for the run; each
+            epoch picks one per image. (With flips only the cache holds the image and its mirror, exactly
+            the augmentation's two outcomes.) A fixed pool is a weaker augmentation than a fresh draw per
+            epoch: ``bench/stage_cache.py`` compares validation scores with and without it.
         ema_decay: Keep an exponential moving average of the weights (timm's ``ModelEmaV3`` with warm-up:
             the decay grows with the optimizer step towards this value); validation, the best checkpoint
             and the test score then use the averaged weights. 0 disables it.
@@ -66,6 +74,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     cached_head: bool = True
+    cached_stages: bool = True
+    cache_views: int = 4
     ema_decay: float = 0.0
     mixup: float = 0.0
     tta: TTAMode = "none"
@@ -74,6 +84,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.cache_views < 1:
+            raise ConfigError(f"TrainConfig.cache_views must be >= 1, not {self.cache_views}")
         if self.mixup < 0:
             raise ConfigError(f"TrainConfig.mixup (the Beta alpha) must be >= 0, not {self.mixup}")
         if self.tta not in TTA_MODES:

@@ -44,6 +44,7 @@ from medvision.metrics.classification import (
     per_class_report,
     predictions_table,
 )
+from medvision.metrics.operating_point import operating_points
 from medvision.models.backbones import create_model, with_tta
 from medvision.models.checkpoints import load_checkpoint, save_atomic
 from medvision.models.saliency import gradcam, overlay
@@ -361,6 +362,40 @@ def versus_reference(ev: Evaluation, reference: dict) -> pd.DataFrame:
         rows.append({"metric": metric, "ours": est, "ours_low": low, "ours_high": high, "reference": shown,
                      "verdict": verdict})
     return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
+
+
+def binary_positive(ev: Evaluation, reference: dict | None = None) -> str:
+    """The class a binary task looks for: the reference's ``positive``, else the rarer class on validation."""
+    if reference and reference.get("positive") in ev.class_names:
+        return reference["positive"]
+    counts = np.bincount(ev.val_targets.numpy(), minlength=2)
+    return ev.class_names[int(np.argmin(counts))]
+
+
+def operating_table(ev: Evaluation, reference: dict | None = None, specificity: float = 0.90) -> pd.DataFrame:
+    """Test sensitivity, specificity and accuracy of a binary task at the argmax and at thresholds chosen on
+    validation: Youden's J, specificity >= ``specificity``, and the reference's sensitivity where it has one
+    (:func:`medvision.metrics.operating_point.operating_points`). Empty for more than two classes."""
+    if len(ev.class_names) != 2:
+        return pd.DataFrame()
+    positive = ev.class_names.index(binary_positive(ev, reference))
+    rules: list[tuple[str, float | None]] = [("youden", None), ("specificity", specificity)]
+    ref_sens = (reference or {}).get("metrics", {}).get("sensitivity")
+    if isinstance(ref_sens, int | float):
+        rules.append(("sensitivity", float(ref_sens)))
+    return operating_points(ev.val_logits, ev.val_targets, ev.test_logits, ev.test_targets, positive, rules)
+
+
+def describe_operating_points(table: pd.DataFrame, positive: str) -> str:
+    """What moving the threshold from the argmax to a validation-chosen point does on test, in one sentence."""
+    if table.empty:
+        return ""
+    arg = table.loc["argmax"]
+    parts = [f"at {name} ({r.threshold:.2f}) sensitivity {r.sensitivity:.3f} and specificity {r.specificity:.3f}"
+             for name, r in table.drop(index="argmax").iterrows()]
+    return (f"With {positive} as the positive class, the argmax gives test sensitivity {arg.sensitivity:.3f} and "
+            f"specificity {arg.specificity:.3f}; " + "; ".join(parts) + ". Every threshold was chosen on validation "
+            "and only then applied to test.")
 
 
 def describe_reference(table: pd.DataFrame, reference: dict) -> str:

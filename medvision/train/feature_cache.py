@@ -26,10 +26,12 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class FeatureLoader:
-    """Batches of cached backbone features (``views`` x N x D), one random view (e.g. flip) per sample, or
-    with ``all_views`` every view, as ``(batch, views, D)`` (for test-time augmentation)."""
+    """Batches of cached backbone outputs (``views`` x N x ...): pooled features, or a frozen prefix's
+    activation maps (a memory-mapped array, :mod:`medvision.train.stage_cache`). One random view (e.g. a
+    flip) per sample and epoch, or with ``all_views`` every view, as ``(batch, views, ...)`` (for test-time
+    augmentation). Arrays are read in sorted order (sequential on a memory map) and returned as float32."""
 
-    features: torch.Tensor
+    features: torch.Tensor | np.ndarray
     labels: np.ndarray
     batch_size: int = 64
     shuffle: bool = False
@@ -50,10 +52,22 @@ class FeatureLoader:
         views = torch.randint(0, self.features.shape[0], (len(order),), generator=g) if self.shuffle or \
             self.balanced else torch.zeros(len(order), dtype=torch.long)
         for start in range(0, len(order), self.batch_size):
-            idx = torch.from_numpy(order[start:start + self.batch_size])
-            x = self.features[:, idx].transpose(0, 1) if self.all_views else \
-                self.features[views[start:start + len(idx)], idx]
-            yield x, torch.from_numpy(self.labels[idx.numpy()])
+            idx = order[start:start + self.batch_size]
+            x = self._take(views[start:start + len(idx)].numpy(), idx)
+            yield x, torch.from_numpy(self.labels[idx])
+
+    def _take(self, views: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        if isinstance(self.features, torch.Tensor):
+            t = torch.from_numpy(idx)
+            return self.features[:, t].transpose(0, 1) if self.all_views else self.features[torch.from_numpy(views), t]
+        sort = np.argsort(idx, kind="stable")  # sequential reads, then the batch's order again
+        if self.all_views:
+            out = np.empty((len(idx), self.features.shape[0], *self.features.shape[2:]), dtype=self.features.dtype)
+            out[sort] = np.swapaxes(self.features[:, idx[sort]], 0, 1)
+        else:
+            out = np.empty((len(idx), *self.features.shape[2:]), dtype=self.features.dtype)
+            out[sort] = self.features[views[sort], idx[sort]]
+        return torch.from_numpy(out).float()
 
 
 @torch.no_grad()

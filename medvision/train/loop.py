@@ -45,6 +45,13 @@ from medvision.train.feature_cache import (  # noqa: F401  (importable from here
 from medvision.train.losses import make_loss
 from medvision.train.optim import make_optimizer, make_scheduler  # noqa: F401  (importable from here)
 from medvision.train.run_dir import RunDirectory, with_defaults  # noqa: F401  (with_defaults: importable from here)
+from medvision.train.stage_cache import (
+    StageSuffix,
+    can_cache_stages,
+    frozen_stages,
+    stage_loaders,
+    stages,
+)
 from medvision.train.strategies import count_trainable, param_groups, train_mode
 
 _log = logging.getLogger(__name__)
@@ -307,16 +314,18 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
     run = _Run.start(model, cfg, strategy, RunDirectory(run_dir), class_names, train_loader.labels,
                      {"train": asdict(cfg), "strategy": asdict(strategy), **(extra_config or {})}, resume, tracker,
                      balanced=bool(getattr(train_loader, "balanced", False)))
-    data = _EpochData.build(model, strategy, cfg, train_loader, val_loader, run)
+    spent = _CacheCosts()
     for phase in strategy.phases(cfg.epochs):
         if phase.end <= run.state.next_epoch or run.stopped_early:
             continue
         optimizer = make_optimizer(param_groups(model, strategy, phase.start))
+        if phase.restart and run.state.next_epoch <= phase.start:  # start the phase from the best epoch so far
+            run.load_best(model)
+        data = _EpochData.build(model, cfg, train_loader, val_loader, run)  # after the freezing: it decides
+        spent.add(data)
         scheduler, per_batch = make_scheduler(cfg.scheduler, optimizer, phase.schedule_epochs, len(data.train),
                                               "min" if cfg.monitor == "loss" else "max", cfg.warmup_epochs)
         run.state.load_optimizer(phase.index, optimizer, scheduler, run.scaler)
-        if phase.restart and run.state.next_epoch <= phase.start:  # start the phase from the best epoch so far
-            run.load_best(model)
         run.trainable = count_trainable(model)
         stepped = data.step_model if not run.dist.enabled else DistributedDataParallel(  # the groups trainable now
             model, device_ids=[run.device.index or 0] if run.device.type == "cuda" else None)
@@ -326,7 +335,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
             start = time.perf_counter()
             train_stats = train_one_epoch(stepped, data.train, run.criterion, optimizer, run.device, scheduler,
                                           per_batch, cfg.grad_clip, run.amp_dtype, run.scaler,
-                                          cfg.channels_last and not data.cached, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                          cfg.channels_last and data.cached != "features", desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                           progress=cfg.progress and run.dist.is_main, ema=run.ema, mixup=cfg.mixup)
             seconds = time.perf_counter() - start
             val_stats = evaluate(data.scored, data.val, run.device, run.amp_dtype, cfg.top_k)  # all ranks' logits
@@ -335,7 +344,7 @@ def fit(model: nn.Module, train_loader: TensorLoader, val_loader: TensorLoader, 
             run.end_epoch(epoch, phase.index, train_stats, val_stats, seconds, model, optimizer, scheduler)
             if run.stopped_early:
                 break
-    return run.finish(model, strategy, data)
+    return run.finish(model, strategy, spent)
 
 
 @dataclass
@@ -419,7 +428,7 @@ class _Run:
             if self.ema is not None:
                 self.ema.module.load_state_dict(weights)
 
-    def finish(self, model: nn.Module, strategy: StrategyConfig, data: _EpochData) -> FitResult:
+    def finish(self, model: nn.Module, strategy: StrategyConfig, spent: _CacheCosts) -> FitResult:
         """Load the best weights into ``model`` (rank 0 wrote them) and say what the run did."""
         if self.tracker is not None:
             self.tracker.log_run_dir(self.rd.path)
@@ -430,32 +439,66 @@ class _Run:
             param_groups(model, strategy, max(0, self.cfg.epochs - 1))
             self.trainable = count_trainable(model)
         return FitResult(pd.DataFrame(self.state.history), self.state.best_epoch, self.state.best_metrics(),
-                         self.rd.path, self.trainable, data.cached,
-                         {"feature_extraction_seconds": data.feature_seconds, "world_size": self.dist.world_size,
-                          "epochs_trained": self.epochs_trained})
+                         self.rd.path, self.trainable, "features" in spent.kinds,
+                         {"feature_extraction_seconds": spent.seconds, "world_size": self.dist.world_size,
+                          "epochs_trained": self.epochs_trained, "cached": spent.kinds,
+                          **({"stage_cache": spent.stage} if spent.stage else {})})
 
 
 @dataclass
 class _EpochData:
-    """What an epoch trains and validates on: the loaders, or for a head-only strategy whose augmentation
-    allows it, cached backbone features (:mod:`medvision.train.feature_cache`) and the classifier alone."""
+    """What a phase's epochs train and validate on: the image loaders; or, for a phase whose frozen part allows
+    it, the cached output of that part — pooled features of a frozen backbone
+    (:mod:`medvision.train.feature_cache`, with the classifier alone) or the activations of the first frozen
+    stages (:mod:`medvision.train.stage_cache`, with the stages after them and the head)."""
 
     train: TensorLoader | FeatureLoader
     val: TensorLoader | FeatureLoader
     step_model: nn.Module
     scored: nn.Module
-    cached: bool = False
+    cached: str = ""  # "", "features" or "stages"
     feature_seconds: float = 0.0
+    stage: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, model: nn.Module, strategy: StrategyConfig, cfg: TrainConfig, train_loader: TensorLoader,
-              val_loader: TensorLoader, run: _Run) -> _EpochData:
+    def build(cls, model: nn.Module, cfg: TrainConfig, train_loader: TensorLoader, val_loader: TensorLoader,
+              run: _Run) -> _EpochData:
+        """The phase's data; ``model``'s parameters must already be frozen as the phase wants them."""
         scored = run.scored(model)
-        if not can_cache_features(train_loader, strategy.head_only, cfg.cached_head, cfg.mixup, run.dist.enabled):
-            return cls(train_loader, val_loader, model, with_tta(scored, cfg.tta))
-        param_groups(model, strategy)  # freeze the backbone before extracting
-        train, val, seconds = cached_feature_loaders(model, train_loader, val_loader, cfg.tta == "hflip", run.device)
-        return cls(train, val, CachedHead(model), CachedHead(scored), True, seconds)
+        if can_cache_features(train_loader, _backbone_frozen(model), cfg.cached_head, cfg.mixup, run.dist.enabled):
+            train, val, seconds = cached_feature_loaders(model, train_loader, val_loader, cfg.tta == "hflip",
+                                                         run.device)
+            return cls(train, val, CachedHead(model), CachedHead(scored), "features", seconds)
+        seq = stages(model)
+        n = frozen_stages(model)
+        if seq is not None and can_cache_stages(train_loader, n, len(seq), cfg.cached_stages, cfg.mixup,
+                                                run.dist.enabled):
+            train, val, info = stage_loaders(model, n, train_loader, val_loader, cfg.tta == "hflip", cfg.cache_views,
+                                             run.device)
+            return cls(train, val, StageSuffix(model, n), StageSuffix(scored, n), "stages", info["seconds"], info)
+        return cls(train_loader, val_loader, model, with_tta(scored, cfg.tta))
+
+
+def _backbone_frozen(model: nn.Module) -> bool:
+    """Only the classifier trains (a head-only strategy, or ``two_phase``'s first phase)."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    return all(not p.requires_grad for p in model.parameters() if id(p) not in head)
+
+
+@dataclass
+class _CacheCosts:
+    """What the phases' caches cost, summed over a run: seconds, which kinds, the stage cache's facts."""
+
+    seconds: float = 0.0
+    kinds: list[str] = field(default_factory=list)
+    stage: dict = field(default_factory=dict)
+
+    def add(self, data: _EpochData) -> None:
+        self.seconds += data.feature_seconds
+        if data.cached:
+            self.kinds.append(data.cached)
+        if data.stage:
+            self.stage = {k: v for k, v in data.stage.items() if k != "folder"}
 
 
 def _place(model: nn.Module, cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None, torch.amp.GradScaler | None]:

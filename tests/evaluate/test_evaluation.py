@@ -152,3 +152,22 @@ def test_no_runs_is_an_empty_list_when_allowed(tmp_path):
     assert compare_runs([]).empty
     with pytest.raises(RunDirectoryError):
         finished_runs(tmp_path / "nothing")
+
+
+def test_operating_table_of_a_binary_run_uses_validation_thresholds(runs):
+    from medvision.evaluate.evaluation import (
+        binary_positive,
+        describe_operating_points,
+        operating_table,
+    )
+
+    ev = evaluate_run(best_run(runs), n_resamples=50)
+    reference = {"positive": ev.class_names[0], "metrics": {"sensitivity": 0.8}}
+    table = operating_table(ev, reference, specificity=0.85)
+    assert table.index[0] == "argmax" and len(table) == 4
+    assert "threshold from val (sensitivity >= 0.8)" in table.index
+    assert (table.drop(index="argmax")["val_sensitivity"].dropna() >= 0).all()
+    assert binary_positive(ev, reference) == ev.class_names[0]
+    assert binary_positive(ev) in ev.class_names
+    sentence = describe_operating_points(table, ev.class_names[0])
+    assert sentence.startswith(f"With {ev.class_names[0]} as the positive class") and "chosen on validation" in sentence
