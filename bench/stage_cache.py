@@ -13,10 +13,12 @@ augmentation (flips only: the cache holds both outcomes, exactly; the default au
 - the best validation macro-F1 and AUROC of each side (one seed: a check that the fixed pool does not cost
   accuracy, not a comparison with an interval).
 
-    python bench/stage_cache.py [--data chest_xray_224] [--epochs 6] [--size 224] [--views 4] [--json out.json]
+    python bench/stage_cache.py [--data pneumoniamnist] [--max-images 300] [--epochs 4] [--size 224] [--views 4]
 
-The images come from ``$MEDVISION_DATA`` (or ``../shared/data`` beside the checkout): the 400-image Kermany
-chest X-ray subset by default, validation carved by patient.
+``--data`` is a MedMNIST flag (the bundled files: PneumoniaMNIST's 28 px images upsampled, by default, so it runs
+on any machine) or an image folder under the data root (``$MEDVISION_DATA``): the README's figures are
+``MEDVISION_DATA=<folder holding chest_xray_224> python bench/stage_cache.py --data chest_xray_224``, the
+400-image Kermany chest X-ray subset at 224 px with validation carved by patient.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from sides import Side
 GROUPS = r"^(NORMAL2-IM-\d+|IM-\d+|person\d+)"
 
 
-def _side(data_name: str, size: int, epochs: int, augment: str, cached: bool, views: int, workdir: str) -> dict:
+def _side(data_name: str, max_images: int, size: int, epochs: int, augment: str, cached: bool, views: int,
+          workdir: str) -> dict:
     """One ``fit`` in this worker; what it cost and scored."""
     import numpy as np
 
@@ -51,8 +54,11 @@ def _side(data_name: str, size: int, epochs: int, augment: str, cached: bool, vi
     )
 
     os.environ["MEDVISION_CACHE"] = str(Path(workdir) / "tensor-cache")
-    cache = load_cached_split(DataConfig(source="folder", name=data_name, size=size, group_pattern=GROUPS,
-                                         val_fraction=0.15, min_val=30))
+    from medmnist import INFO
+
+    data = DataConfig(name=data_name) if data_name in INFO else \
+        DataConfig(source="folder", name=data_name, size=size, group_pattern=GROUPS, val_fraction=0.15, min_val=30)
+    cache = load_cached_split(data, max_images)
     torch.manual_seed(0)
     model = create_model("tf_efficientnet_lite0", cache.table.num_classes, pretrained="package")
     exp = ExperimentConfig(image_size=size, batch_size=32, augment=augment)
@@ -84,23 +90,21 @@ def _side(data_name: str, size: int, epochs: int, augment: str, cached: bool, vi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="chest_xray_224", help="image folder under the data root")
+    parser.add_argument("--data", default="pneumoniamnist", help="a MedMNIST flag or an image folder under the data root")
+    parser.add_argument("--max-images", type=int, default=300, help="training images kept (0: all)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--views", type=int, default=4, help="cache views for the default augmentation")
     parser.add_argument("--augment", nargs="+", default=["flip", "default"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if "MEDVISION_DATA" not in os.environ and shared.is_dir():
-        os.environ["MEDVISION_DATA"] = str(shared)
     rows = {}
     with tempfile.TemporaryDirectory() as workdir:
         for augment in args.augment:
             for cached in (False, True):
                 with Side("cached" if cached else "plain") as side:
                     rows[f"{augment}/{'cached' if cached else 'plain'}"] = side(
-                        _side, args.data, args.size, args.epochs, augment, cached, args.views, workdir)
+                        _side, args.data, args.max_images, args.size, args.epochs, augment, cached, args.views, workdir)
     print(f"EfficientNet-Lite0, last_k:2, {args.size} px, {args.epochs} epochs, {args.data}, "
           f"torch threads {torch.get_num_threads()}")
     for augment in args.augment:

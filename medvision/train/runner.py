@@ -135,7 +135,8 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         "epochs_run": int(len(hist)), "trainable_params": result.trainable_params,
         "seconds_per_epoch": float(hist["seconds"].mean()),
         "feature_extraction_seconds": result.extra["feature_extraction_seconds"],
-        "cached_features": result.cached_features, "world_size": result.extra["world_size"],
+        "cached_features": result.cached_features, "cached": result.extra["cached"],
+        "stage_cache": result.extra.get("stage_cache", {}), "world_size": result.extra["world_size"],
         "val": result.best_metrics, "test": test,
         "leakage": {k: v for k, v in audit.items() if k != "test_leaking"},
     }

@@ -263,3 +263,26 @@ def test_schedule_stops_at_the_first_failure():
         schedule(["02_training_strategies", "03_per_class_analysis"], 1, lambda nb: pool.submit(work, nb),
                  lambda nb, s: done.append(nb))
     assert done == []
+
+
+def test_the_gpu_profile_trains_through_the_same_code_paths_on_the_cpu_backend(shared_data, tmp_path):
+    """The gpu profile's training chapter (224 px, 30 epochs, default augmentation, last_k on cached stages) runs
+    on the CPU backend when shrunk to 48 images, one epoch and an offline backbone, from the 28 px MedMNIST files
+    here (upsampled to the profile's 224 px input); nothing else changes."""
+    from medvision.config import RunConfig
+    from medvision.data.pipeline import load_cached_split
+    from medvision.train.runner import run_strategy
+
+    params = chapter_parameters(load_profile("gpu", REPO), "02_training_strategies")
+    full = RunConfig.load(params["config"], [params["overrides"]])
+    assert (full.experiment.image_size, full.train.epochs, full.data.size) == (224, 30, 224)
+    shrunk = RunConfig.load("breastmnist", [params["overrides"], {
+        "data": {"data_root": str(shared_data), "size": 28},
+        "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package"},
+        "train": {"epochs": 1, "device": "cpu", "progress": False}}])
+    assert (shrunk.experiment.image_size, shrunk.train.tta, shrunk.experiment.augment) == \
+        (224, full.train.tta, full.experiment.augment)
+    cache = load_cached_split(shrunk.data, 48)
+    summary = run_strategy(cache, "last_k:2", shrunk, tmp_path)
+    assert summary["image_size"] == 224 and summary["cached"] == ["stages"]
+    assert summary["stage_cache"]["views"] == shrunk.train.cache_views and 0 <= summary["test"]["accuracy"] <= 1
