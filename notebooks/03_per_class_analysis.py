@@ -92,6 +92,8 @@ if not operating.empty:
     display(operating.round(3))
     display(Markdown(evaluation.describe_operating_points(
         operating, evaluation.binary_positive(ev, run_config.reference))))
+else:
+    display(Markdown(f"This task has {len(ev.class_names)} classes: the argmax is its operating point."))
 
 # %% [markdown]
 # ## Per-class report

@@ -8,6 +8,7 @@ probabilities and raw logits), ``temperature.json`` and ``logits.pt`` (val/test 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -364,10 +365,18 @@ def versus_reference(ev: Evaluation, reference: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
 
 
+#: Class names that read as the negative finding of a two-class task (the other class is then the positive one).
+NEGATIVE_NAMES = re.compile(r"normal|benign|healthy|negative|no[ _-]?finding", re.IGNORECASE)
+
+
 def binary_positive(ev: Evaluation, reference: dict | None = None) -> str:
-    """The class a binary task looks for: the reference's ``positive``, else the rarer class on validation."""
+    """The class a binary task looks for: the reference's ``positive``; else the class whose partner alone is
+    named as a negative finding (``normal``, ``benign``, ``healthy``...); else the rarer class on validation."""
     if reference and reference.get("positive") in ev.class_names:
         return reference["positive"]
+    negative = [bool(NEGATIVE_NAMES.search(name)) for name in ev.class_names]
+    if sum(negative) == 1:
+        return ev.class_names[negative.index(False)]
     counts = np.bincount(ev.val_targets.numpy(), minlength=2)
     return ev.class_names[int(np.argmin(counts))]
 
@@ -391,8 +400,8 @@ def describe_operating_points(table: pd.DataFrame, positive: str) -> str:
     if table.empty:
         return ""
     arg = table.loc["argmax"]
-    parts = [f"at {name} ({r.threshold:.2f}) sensitivity {r.sensitivity:.3f} and specificity {r.specificity:.3f}"
-             for name, r in table.drop(index="argmax").iterrows()]
+    parts = [f"at the validation threshold for {name.partition('(')[2].rstrip(')')} ({r.threshold:.2f}), "
+             f"{r.sensitivity:.3f} and {r.specificity:.3f}" for name, r in table.drop(index="argmax").iterrows()]
     return (f"With {positive} as the positive class, the argmax gives test sensitivity {arg.sensitivity:.3f} and "
             f"specificity {arg.specificity:.3f}; " + "; ".join(parts) + ". Every threshold was chosen on validation "
             "and only then applied to test.")
