@@ -92,8 +92,10 @@ if not operating.empty:
     display(operating.round(3))
     display(Markdown(evaluation.describe_operating_points(
         operating, evaluation.binary_positive(ev, run_config.reference))))
-else:
+elif len(ev.class_names) != 2:
     display(Markdown(f"This task has {len(ev.class_names)} classes: the argmax is its operating point."))
+else:
+    display(Markdown("The validation split lacks one of the two classes, so no threshold can be chosen on it."))
 
 # %% [markdown]
 # ## Per-class report

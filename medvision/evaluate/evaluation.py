@@ -366,7 +366,7 @@ def versus_reference(ev: Evaluation, reference: dict) -> pd.DataFrame:
 
 
 #: Class names that read as the negative finding of a two-class task (the other class is then the positive one).
-NEGATIVE_NAMES = re.compile(r"normal|benign|healthy|negative|no[ _-]?finding", re.IGNORECASE)
+NEGATIVE_NAMES = re.compile(r"\b(normal|benign|healthy|negative|no[ _-]?finding)\b", re.IGNORECASE)
 
 
 def binary_positive(ev: Evaluation, reference: dict | None = None) -> str:
@@ -385,8 +385,8 @@ def operating_table(ev: Evaluation, reference: dict | None = None, specificity: 
     """Test sensitivity, specificity and accuracy of a binary task at the argmax and at thresholds chosen on
     validation: Youden's J, specificity >= ``specificity``, and the reference's sensitivity where it has one
     (:func:`medvision.metrics.operating_point.operating_points`). Empty for more than two classes."""
-    if len(ev.class_names) != 2:
-        return pd.DataFrame()
+    if len(ev.class_names) != 2 or len(np.unique(ev.val_targets.numpy())) < 2:
+        return pd.DataFrame()  # no threshold can be chosen on a validation split without both classes
     positive = ev.class_names.index(binary_positive(ev, reference))
     rules: list[tuple[str, float | None]] = [("youden", None), ("specificity", specificity)]
     ref_sens = (reference or {}).get("metrics", {}).get("sensitivity")

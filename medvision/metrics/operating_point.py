@@ -72,7 +72,7 @@ def choose_threshold(scores: np.ndarray, targets: np.ndarray, rule: str = "youde
     y = np.asarray(targets).astype(int)
     if y.min() == y.max():
         raise ConfigError(f"the {split} split has one class only: no threshold can be chosen on it")
-    fpr, tpr, thresholds = roc_curve(y, np.asarray(scores, dtype=float))
+    fpr, tpr, thresholds = roc_curve(y, np.asarray(scores, dtype=float), drop_intermediate=False)
     sens, spec = tpr, 1 - fpr
     if rule == "youden":
         i = int(np.argmax(sens + spec - 1))
@@ -82,7 +82,7 @@ def choose_threshold(scores: np.ndarray, targets: np.ndarray, rule: str = "youde
         if not len(ok):
             raise ConfigError(f"no threshold reaches {rule} {target:g} on {split}")
         i = int(ok[np.argmax(other[ok])])
-    value = float(min(thresholds[i], 1.0))  # roc_curve's first threshold is +inf (nothing positive)
+    value = float(thresholds[i])  # roc_curve's first threshold is +inf: nothing is called positive
     return Threshold(value, rule, target, float(sens[i]), float(spec[i]), split)
 
 

@@ -191,7 +191,9 @@ def cache_key(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, dt
     dtype = dtype or STORAGE_DTYPE
     h = hashlib.blake2b(digest_size=16)
     prefix = StagePrefix(model, n)
-    h.update(f"{type(model).__name__}|{n}|{np.dtype(dtype).name}|v{STAGE_CACHE_VERSION}|".encode())
+    arch = getattr(model, "pretrained_cfg", {}).get("architecture", "")
+    h.update(f"{type(model).__name__}|{arch}|{n}|{np.dtype(dtype).name}|v{STAGE_CACHE_VERSION}|".encode())
+    h.update(repr(prefix).encode())  # padding, activation and layer types: same-shaped weights, other maths
     h.update(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
     _hash_tensors(h, [*prefix.state_dict().values()])
     _hash_images(h, loader.images, loader.labels)
@@ -254,6 +256,7 @@ def stage_cache(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, 
     except OSError as exc:
         raise (_no_space(root, exc) if exc.errno == errno.ENOSPC else
                CacheError(f"cannot create the stage-activation cache folder {root}: {exc.strerror or exc}")) from exc
+    _remove_orphans(root)
     tmp = root / f".{key}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _write(model, n, loader, spec, device, tmp, dtype, key)
@@ -267,12 +270,25 @@ def stage_cache(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, 
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
             raise _no_space(root, exc) from None
-        raise
+        raise CacheError(f"cannot write the stage-activation cache in {root}: {exc.strerror or exc}; make it "
+                         "writable or set train.cached_stages: false") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     acts = np.load(final / "activations.npy", mmap_mode="r")
     return StageCache(acts, final, time.perf_counter() - start, built=True)
+
+
+def _remove_orphans(root: Path) -> None:
+    """Delete the temporary folders of writers that died (killed, out of memory) before renaming them."""
+    for tmp in root.glob(".*.partial-*"):
+        try:
+            pid = int(tmp.name.rsplit(".partial-", 1)[1].split("-")[0])
+            os.kill(pid, 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
 
 
 def _write(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, device: torch.device, folder: Path,
@@ -286,6 +302,9 @@ def _write(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, devic
     if shutil.disk_usage(folder).free < need:
         raise OSError(errno.ENOSPC, f"{need / 1e9:.1f} GB needed")
     acts = np.lib.format.open_memmap(folder / "activations.npy", mode="w+", dtype=dtype, shape=shape)
+    if hasattr(os, "posix_fallocate"):  # reserve the blocks now: a disk that fills later raises ENOSPC here,
+        with open(folder / "activations.npy", "r+b") as fh:  # not SIGBUS on a sparse memory map mid-write
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
     for v in range(spec.count):
         pos = 0
         for x in view_batches(loader, spec, v):

@@ -70,3 +70,21 @@ def test_operating_points_apply_validation_thresholds_to_test():
     assert arg["accuracy"] == pytest.approx(float(((ts >= 0.5) == ty).mean()), abs=1e-6)
     flipped = operating_points(to_logits(s), y, to_logits(ts), ty, positive=0)
     assert flipped.loc["argmax", "sensitivity"] == pytest.approx(arg["specificity"], abs=1e-6)
+
+
+def test_a_saturated_score_is_not_called_positive_by_the_nothing_positive_threshold():
+    s = np.array([1.0, 1.0, 0.2, 0.1])
+    y = np.array([0, 0, 1, 1])  # the most confident cases are negatives: the best point calls nothing positive
+    t = choose_threshold(s, y, "specificity", 1.0)
+    assert t.specificity == 1.0 and rates(s, y, t.value)["specificity"] == 1.0
+
+
+def test_the_positive_class_is_the_one_not_named_as_a_negative_finding():
+    from types import SimpleNamespace
+
+    from medvision.evaluate.evaluation import binary_positive
+
+    ev = SimpleNamespace(class_names=("abnormal", "normal"), val_targets=torch.tensor([1, 1, 1, 0]))
+    assert binary_positive(ev) == "abnormal"
+    ev = SimpleNamespace(class_names=("pneumonia", "tuberculosis"), val_targets=torch.tensor([0, 0, 0, 1]))
+    assert binary_positive(ev) == "tuberculosis"  # neither is a negative finding: the rarer on validation

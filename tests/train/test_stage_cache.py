@@ -186,3 +186,37 @@ def test_two_phase_caches_each_phase_it_can(small, tmp_path):
     mixed = fit(frozen(), *loaders(small, FLIPS), dataclasses.replace(FAST, mixup=0.2, epochs=1),
                 StrategyConfig("last_k", k=2, lr=1e-2), tmp_path / "mixup", ())
     assert mixed.extra["cached"] == []  # mixup blends images: no cache
+
+
+def test_orphans_of_dead_writers_are_removed_and_an_unwritable_folder_is_one_clear_error(small, tmp_path,
+                                                                                          monkeypatch):
+    model = frozen()
+    n = sc.frozen_stages(model)
+    train, _ = loaders(small, FLIPS)
+    spec = sc.training_views(train, 4)
+    root = tmp_path / "acts"
+    orphan = root / ".abc.partial-999999999-deadbeef"  # no such process
+    orphan.mkdir(parents=True)
+    (orphan / "activations.npy").write_bytes(b"half")
+    sc.stage_cache(model, n, train, spec, torch.device("cpu"), root)
+    assert not orphan.exists()
+
+    def refused(self, x):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(sc.StagePrefix, "forward", refused)
+    with pytest.raises(CacheError, match="cannot write the stage-activation cache in .*acts: Permission denied"):
+        sc.stage_cache(frozen(seed=1), n, train, spec, torch.device("cpu"), root)
+    assert not list(root.glob(".*.partial-*"))
+
+
+def test_the_key_tells_architectures_with_same_shaped_weights_apart(small):
+    train, _ = loaders(small, FLIPS)
+    spec = sc.training_views(train, 4)
+    a = frozen()
+    torch.manual_seed(0)
+    b = create_model("test_efficientnet", 2, pretrained="none", drop_rate=0.1, pad_type="same")  # TF padding
+    param_groups(b, StrategyConfig("last_k", k=2))
+    b.load_state_dict(a.state_dict())
+    n = sc.frozen_stages(a)
+    assert sc.cache_key(a, n, train, spec) != sc.cache_key(b, n, train, spec)
