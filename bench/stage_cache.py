@@ -33,15 +33,19 @@ from pathlib import Path
 import torch
 from sides import Side
 
-GROUPS = r"^(NORMAL2-IM-\d+|IM-\d+|person\d+)"
-
 
 def _side(data_name: str, max_images: int, size: int, epochs: int, augment: str, cached: bool, views: int,
           workdir: str) -> dict:
     """One ``fit`` in this worker; what it cost and scored."""
     import numpy as np
 
-    from medvision.config import DataConfig, ExperimentConfig, StrategyConfig, TrainConfig
+    from medvision.config import (
+        DataConfig,
+        ExperimentConfig,
+        RunConfig,
+        StrategyConfig,
+        TrainConfig,
+    )
     from medvision.data.pipeline import load_cached_split
     from medvision.models.backbones import create_model
     from medvision.train.loop import fit
@@ -56,8 +60,8 @@ def _side(data_name: str, max_images: int, size: int, epochs: int, augment: str,
     os.environ["MEDVISION_CACHE"] = str(Path(workdir) / "tensor-cache")
     from medmnist import INFO
 
-    data = DataConfig(name=data_name) if data_name in INFO else \
-        DataConfig(source="folder", name=data_name, size=size, group_pattern=GROUPS, val_fraction=0.15, min_val=30)
+    data = DataConfig(name=data_name) if data_name in INFO else RunConfig.load(  # the chest X-ray system's
+        "chest_xray_pneumonia", [{"data": {"name": data_name, "size": size, "min_val": 30}}]).data  # patient split
     cache = load_cached_split(data, max_images)
     torch.manual_seed(0)
     model = create_model("tf_efficientnet_lite0", cache.table.num_classes, pretrained="package")

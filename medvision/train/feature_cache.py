@@ -127,7 +127,7 @@ def cached_feature_loaders(model: nn.Module, train_loader: TensorLoader, val_loa
     seconds the extraction took. The backbone must already be frozen."""
     start = time.perf_counter()
     flips = train_loader.augment is not None and train_loader.augment.hflip > 0
-    feats, labels = extract_features(model, _ordered(train_loader), flips=flips, device=device)
+    feats, labels = extract_features(model, in_file_order(train_loader), flips=flips, device=device)
     vfeats, vlabels = extract_features(model, val_loader, flips=val_views, device=device)
     train = FeatureLoader(feats, labels, train_loader.batch_size, shuffle=True, balanced=train_loader.balanced,
                           seed=train_loader.seed)
@@ -135,6 +135,6 @@ def cached_feature_loaders(model: nn.Module, train_loader: TensorLoader, val_loa
     return train, val, time.perf_counter() - start
 
 
-def _ordered(loader: TensorLoader) -> TensorLoader:
-    """The same images in file order, without augmentation (for feature extraction)."""
-    return replace(loader, shuffle=False, balanced=False, augment=None)
+def in_file_order(loader: TensorLoader) -> TensorLoader:
+    """The same images in file order, every one once, without augmentation (for feature extraction)."""
+    return replace(loader, shuffle=False, balanced=False, augment=None, drop_last=False)

@@ -498,7 +498,7 @@ class _CacheCosts:
         if data.cached:
             self.kinds.append(data.cached)
         if data.stage:
-            self.stage = {k: v for k, v in data.stage.items() if k != "folder"}
+            self.stage = data.stage
 
 
 def _place(model: nn.Module, cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None, torch.amp.GradScaler | None]:

@@ -41,7 +41,8 @@ from medvision.core.errors import CacheError
 from medvision.data.loader import TensorLoader
 from medvision.data.paths import user_cache_dir
 from medvision.models.backbones import mean_probability_logits
-from medvision.train.feature_cache import FeatureLoader
+from medvision.models.embeddings import feature_key
+from medvision.train.feature_cache import FeatureLoader, in_file_order
 
 _log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def evaluation_views(loader: TensorLoader, mirror: bool) -> ViewSpec:
 def view_batches(loader: TensorLoader, spec: ViewSpec, view: int) -> Iterator[torch.Tensor]:
     """Normalised image batches of view ``view`` (0: the image, then the mirror, then the random draws), in
     file order."""
-    plain = replace(loader, shuffle=False, balanced=False, augment=None, drop_last=False)
+    plain = in_file_order(loader)
     if view == 0 or (spec.mirror and view == 1):
         for x, _ in plain:
             yield torch.flip(x, dims=[3]) if view else x
@@ -172,32 +173,34 @@ def view_batches(loader: TensorLoader, spec: ViewSpec, view: int) -> Iterator[to
 
 
 # ------------------------------------------------------------------------------------------- the cache
-def _hash_tensors(h, tensors) -> None:
+def _digest_tensors(tensors) -> str:
+    h = hashlib.blake2b(digest_size=16)
     for t in tensors:
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
-def _hash_images(h, images: np.ndarray, labels: np.ndarray) -> None:
+def _digest_images(images: np.ndarray, labels: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
     h.update(str((images.shape, str(images.dtype))).encode())
     for start in range(0, len(images), 256):
         h.update(np.ascontiguousarray(images[start:start + 256]).tobytes())
     h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def cache_key(model: nn.Module, n: int, loader: TensorLoader, spec: ViewSpec, dtype=None) -> str:
-    """Key of the activations of ``model``'s first ``n`` stages on ``loader``'s images under ``spec``: the
-    stages' weights and buffers, ``n``, the views, the images and labels, the storage type and the layout version."""
-    dtype = dtype or STORAGE_DTYPE
-    h = hashlib.blake2b(digest_size=16)
+    """Key of the activations of ``model``'s first ``n`` stages on ``loader``'s images under ``spec``, in the
+    package's one key scheme for backbone outputs (:func:`medvision.models.embeddings.feature_key`): the stages'
+    architecture (padding, activation and layer types: same-shaped weights can compute other things), weights
+    and buffers, ``n``, the views, the images and labels, the storage type and the layout version."""
     prefix = StagePrefix(model, n)
-    arch = getattr(model, "pretrained_cfg", {}).get("architecture", "")
-    h.update(f"{type(model).__name__}|{arch}|{n}|{np.dtype(dtype).name}|v{STAGE_CACHE_VERSION}|".encode())
-    h.update(repr(prefix).encode())  # padding, activation and layer types: same-shaped weights, other maths
-    h.update(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
-    _hash_tensors(h, [*prefix.state_dict().values()])
-    _hash_images(h, loader.images, loader.labels)
-    return h.hexdigest()
+    return feature_key(kind="stages", version=STAGE_CACHE_VERSION, model=type(model).__name__,
+                       architecture=getattr(model, "pretrained_cfg", {}).get("architecture", ""),
+                       layers=repr(prefix), stages=n, dtype=np.dtype(dtype or STORAGE_DTYPE).name, views=asdict(spec),
+                       weights=_digest_tensors(prefix.state_dict().values()),
+                       images=_digest_images(loader.images, loader.labels))
 
 
 def cache_root(images: np.ndarray) -> Path:
@@ -221,8 +224,8 @@ class StageCache:
         return int(self.activations.nbytes)
 
 
-def _no_space(folder: Path, exc: OSError | None = None, need: int = 0) -> CacheError:
-    detail = f"{need / 1e9:.1f} GB needed" if need else (exc.strerror or str(exc)) if exc else ""
+def _no_space(folder: Path, exc: OSError) -> CacheError:
+    detail = exc.strerror or str(exc)
     return CacheError(f"no space left in {folder} for the stage-activation cache ({detail}); free space there or "
                       "set train.cached_stages: false")
 
@@ -343,5 +346,5 @@ def stage_loaders(model: nn.Module, n: int, train_loader: TensorLoader, val_load
     val = FeatureLoader(val_cache.activations, val_loader.labels, val_loader.batch_size, all_views=val_views)
     info = {"seconds": train_cache.seconds + val_cache.seconds, "bytes": train_cache.nbytes + val_cache.nbytes,
             "built": train_cache.built or val_cache.built, "views": int(train_cache.activations.shape[0]),
-            "stages_cached": n, "folder": str(train_cache.path.parent)}
+            "stages_cached": n}
     return train, val, info
