@@ -17,7 +17,7 @@ from medvision.core.errors import ConfigError, NotFoundError
 GENERATED = Path("book") / "generated"
 
 
-PROFILES = ("smoke", "default", "cpu", "gpu", "systems", "evidence")
+PROFILES = ("smoke", "default", "cpu", "gpu", "systems", "evidence", "reference")
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -112,6 +112,11 @@ PART_CHAPTERS = ("01_eda", "02_training_strategies", "03_per_class_analysis", "0
 BOOK_CHAPTERS = (*PART_CHAPTERS, "05_feature_baselines")
 
 
+#: The chapters a profile's ``systems`` entry may run: a system book's, and the benchmark (seeds of the chosen
+#: strategies beside the system's published reference, as the reference profile runs it).
+SYSTEM_CHAPTERS = (*BOOK_CHAPTERS, "06_benchmark")
+
+
 #: What a MedMNIST profile lends a system's chapters in ``medvision book --system``: its compute budget (input
 #: size, batch, epochs, schedule, strategy settings); data, backbone, weights, head, augmentation and the
 #: strategies to compare come from the system's configuration.
@@ -146,10 +151,10 @@ def plans_from_profile(profile: dict) -> dict[str, SystemPlan]:
         plan = SystemPlan(config=str(entry.pop("config", name)), chapters=tuple(entry.pop("chapters", PART_CHAPTERS)),
                           parameters=dict(entry.pop("notebooks", {}) or {}),
                           overrides={k: v for k, v in entry.items() if k in OVERRIDE_KEYS})
-        bad = sorted(set(plan.chapters) - set(BOOK_CHAPTERS))
+        bad = sorted(set(plan.chapters) - set(SYSTEM_CHAPTERS))
         if bad:
             raise ConfigError(f"profile systems.{name}: chapters {bad} cannot run on a system; choose from "
-                              f"{list(BOOK_CHAPTERS)}")
+                              f"{list(SYSTEM_CHAPTERS)}")
         plan.run_config()
         plans[name] = plan
     return plans

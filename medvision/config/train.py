@@ -54,7 +54,10 @@ class TrainConfig:
             images, not on cached features.
         tta: Test-time augmentation of every evaluation of the run (validation during training, the test
             score, saved logits, exported bundles): ``hflip`` averages the class probabilities of each image
-            and its mirror image; ``none`` scores the image alone.
+            and its mirror image; ``none`` scores the image alone; ``auto`` validates without it while
+            training, then scores the best checkpoint's validation split both ways and keeps the better on
+            ``monitor`` (``none`` on a tie) for the test score, saved logits and bundles; ``summary.json``
+            records the choice and both validation scores.
         warmup_epochs: Linear learning-rate warm-up (from 1% of each group's rate) over this many epochs at the
             start of every phase, before a per-step schedule (``cosine``, ``cosine_restarts``, ``none``).
         top_k: Top-k accuracies to add to every evaluation (validation, the test score), e.g. ``[3, 5]``.
@@ -82,6 +85,11 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     top_k: tuple[int, ...] = ()
     progress: bool = True
+
+    @property
+    def training_tta(self) -> str:
+        """The test-time augmentation of validation during training (``auto`` chooses after training)."""
+        return "none" if self.tta == "auto" else self.tta
 
     def __post_init__(self) -> None:
         if self.cache_views < 1:

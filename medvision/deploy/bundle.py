@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from medvision.config.choices import TTA_MODES
+from medvision.config.choices import SCORED_TTA_MODES
 from medvision.core.errors import BundleError  # noqa: F401  (raised here; importable from here)
 from medvision.models.backbones import create_model, sha256_file
 
@@ -88,9 +88,9 @@ def read_meta(path: str | os.PathLike[str]) -> dict:
     missing = [k for k in ("architecture", "class_names", "preprocessing", "temperature", "files") if k not in meta]
     if missing:
         raise BundleError(f"{meta_path} lacks {missing}")
-    if meta.get("tta", "none") not in TTA_MODES:
+    if meta.get("tta", "none") not in SCORED_TTA_MODES:
         raise BundleError(f"{meta_path} asks for test-time augmentation {meta['tta']!r}; this medvision knows "
-                          f"{TTA_MODES}")
+                          f"{SCORED_TTA_MODES}")
     return meta
 
 

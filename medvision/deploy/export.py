@@ -187,7 +187,7 @@ def export_bundle(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     exp = config.experiment
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": exp.backbone,
             "head_hidden": exp.head_hidden, "drop_rate": exp.drop_rate, "class_names": class_names,
-            "descriptions": described, "tta": config.train.tta}
+            "descriptions": described, "tta": rd.tta()}
     model = build_model(meta)
     model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()

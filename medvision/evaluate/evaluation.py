@@ -67,6 +67,7 @@ class LoadedRun:
     cache: TensorCache
     class_names: tuple[str, ...]
     loaders: dict[str, TensorLoader]
+    tta: str = "none"  # the test-time augmentation the run is scored with (chosen on validation under auto)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Loade
     model.load_state_dict(load_checkpoint(rd.checkpoint(checkpoint))["model"])
     model.eval()
     loaders = make_loaders(cache, model, exp, config.train.seed)
-    return LoadedRun(rd.path, config, model, cache, table.class_names, loaders)
+    return LoadedRun(rd.path, config, model, cache, table.class_names, loaders, rd.tta())
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed: int = 0, n_bins: int = 15,
@@ -121,7 +122,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], n_resamples: int = 1000, seed:
         return _load_evaluation(rd)
     run = load_run(run_dir)
     device = torch.device("cpu")
-    scored = with_tta(run.model, run.config.train.tta)  # as the run was selected and scored
+    scored = with_tta(run.model, run.tta)  # as the run was scored
     val_logits, val_targets = predict_logits(scored, run.loaders["val"], device)
     test_logits, test_targets = predict_logits(scored, run.loaders["test"], device)
     fit = calibrate_temperature(val_logits, val_targets, split="val")

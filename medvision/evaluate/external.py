@@ -145,7 +145,7 @@ def evaluate_external(run_dir: str | os.PathLike[str], data: str | os.PathLike[s
     images, labels = cache.split("test")
     loader = TensorLoader(images, labels, norm["mean"], norm["std"], batch_size=256,
                           out_size=config.experiment.image_size)
-    logits, targets = predict_logits(with_tta(run.model, config.train.tta), loader, torch.device("cpu"))
+    logits, targets = predict_logits(with_tta(run.model, run.tta), loader, torch.device("cpu"))
     audit = external_audit(table, run.cache.table, config.data.near_distance, config.data)
     ids = table.frame["sample_id"].astype(str).tolist()
     clean = clean_test(logits, targets, ids, audit, n_resamples, seed)

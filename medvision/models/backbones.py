@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from medvision.config.choices import TTA_MODES
+from medvision.config.choices import SCORED_TTA_MODES
 from medvision.core.atomic import atomic_path
 from medvision.core.errors import (
     ConfigError,
@@ -361,4 +361,7 @@ def with_tta(model: nn.Module, tta: str) -> nn.Module:
         return model
     if tta == "hflip":
         return FlipTTA(model)
-    raise ConfigError(f"test-time augmentation must be one of {TTA_MODES}, not {tta!r}")
+    if tta == "auto":
+        raise ConfigError("test-time augmentation 'auto' is chosen on validation after training: score a run "
+                          "with the mode it chose (RunDirectory.tta(), summary.json's 'tta')")
+    raise ConfigError(f"test-time augmentation must be one of {SCORED_TTA_MODES}, not {tta!r}")

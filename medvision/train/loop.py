@@ -466,17 +466,17 @@ class _EpochData:
         """The phase's data; ``model``'s parameters must already be frozen as the phase wants them."""
         scored = run.scored(model)
         if can_cache_features(train_loader, _backbone_frozen(model), cfg.cached_head, cfg.mixup, run.dist.enabled):
-            train, val, seconds = cached_feature_loaders(model, train_loader, val_loader, cfg.tta == "hflip",
+            train, val, seconds = cached_feature_loaders(model, train_loader, val_loader, cfg.training_tta == "hflip",
                                                          run.device)
             return cls(train, val, CachedHead(model), CachedHead(scored), "features", seconds)
         seq = stages(model)
         n = frozen_stages(model)
         if seq is not None and can_cache_stages(train_loader, n, len(seq), cfg.cached_stages, cfg.mixup,
                                                 run.dist.enabled):
-            train, val, info = stage_loaders(model, n, train_loader, val_loader, cfg.tta == "hflip", cfg.cache_views,
-                                             run.device)
+            train, val, info = stage_loaders(model, n, train_loader, val_loader, cfg.training_tta == "hflip",
+                                             cfg.cache_views, run.device)
             return cls(train, val, StageSuffix(model, n), StageSuffix(scored, n), "stages", info["seconds"], info)
-        return cls(train_loader, val_loader, model, with_tta(scored, cfg.tta))
+        return cls(train_loader, val_loader, model, with_tta(scored, cfg.training_tta))
 
 
 def _backbone_frozen(model: nn.Module) -> bool:

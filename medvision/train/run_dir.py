@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from medvision.config import DataConfig, StrategyConfig, TrainConfig
+from medvision.config.choices import SCORED_TTA_MODES
 from medvision.config.run import RunConfig
 from medvision.core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from medvision.core.errors import (
@@ -172,6 +173,18 @@ class RunDirectory:
         if not path.is_file():
             raise RunDirectoryError(f"{self.path} has no {self.SUMMARY}: the run did not finish")
         return self._json(self.SUMMARY)
+
+    def tta(self) -> str:
+        """The test-time augmentation the run is scored with: the configured mode, or with ``tta: auto`` the one
+        chosen on validation after training (``summary.json``'s ``tta``)."""
+        configured = self.run_config().train.tta
+        if configured != "auto":
+            return configured
+        chosen = self.summary().get("tta", "")
+        if chosen not in SCORED_TTA_MODES:
+            raise RunDirectoryError(f"{self.path / self.SUMMARY} does not say which test-time augmentation the run "
+                                    f"chose on validation (tta: auto); delete the run directory and train it again")
+        return chosen
 
     def write_summary(self, summary: dict) -> None:
         write_json_atomic(self.path / self.SUMMARY, summary)

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medvision.config.choices import HEADLINE_METRICS
+from medvision.config.choices import HEADLINE_METRICS, SCORED_TTA_MODES
 from medvision.config.experiment import ExperimentConfig
 from medvision.config.run import RunConfig
+from medvision.config.train import TrainConfig
 from medvision.core import distributed, run_log
 from medvision.core.devices import autocast_dtype, resolve_device
 from medvision.core.errors import LeakageWarning, WeightsError
@@ -125,8 +126,9 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
             _write_split(rd, table, audit)
         _write_environment(run_dir, table, train.seed)
     device = resolve_device(train.device)
-    test = evaluate(with_tta(model.to(device), train.tta), loaders["test"], device, autocast_dtype(train.amp, device),
-                    train.top_k)
+    amp = autocast_dtype(train.amp, device)
+    tta, tta_val = choose_tta(model.to(device), loaders["val"], train, device)
+    test = evaluate(with_tta(model, tta), loaders["test"], device, amp, train.top_k)
     hist = result.history
     summary = {
         "run": run_dir.name, "strategy": spec, "weights": str(weights), "weights_source": weights.source,
@@ -137,13 +139,28 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         "feature_extraction_seconds": result.extra["feature_extraction_seconds"],
         "cached_features": result.cached_features, "cached": result.extra["cached"],
         "stage_cache": result.extra.get("stage_cache", {}), "world_size": result.extra["world_size"],
-        "val": result.best_metrics, "test": test,
+        "val": result.best_metrics, "test": test, "tta": tta,
+        **({"tta_val": tta_val} if tta_val else {}),
         "leakage": {k: v for k, v in audit.items() if k != "test_leaking"},
     }
     if main:
         RunDirectory(run_dir).write_summary(summary)
         run_log.note_run(result.extra["epochs_trained"])
     return summary
+
+
+def choose_tta(model: torch.nn.Module, val_loader, train: TrainConfig, device: torch.device
+               ) -> tuple[str, dict[str, dict[str, float]]]:
+    """The test-time augmentation a run is scored with: ``train.tta`` when it names one; with ``auto`` the mode
+    whose validation ``train.monitor`` is better on the trained ``model`` (``none`` on a tie: one pass costs
+    less), with each mode's validation metrics. The test split is never looked at."""
+    if train.tta != "auto":
+        return train.tta, {}
+    amp = autocast_dtype(train.amp, device)
+    scores = {mode: evaluate(with_tta(model, mode), val_loader, device, amp) for mode in SCORED_TTA_MODES}
+    sign = -1.0 if train.monitor == "loss" else 1.0
+    best = max(SCORED_TTA_MODES, key=lambda m: (sign * scores[m][train.monitor], m == "none"))
+    return best, scores
 
 
 def run_strategies(cache: TensorCache, config: RunConfig, runs_dir: str | os.PathLike[str], scratch: bool = False

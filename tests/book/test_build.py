@@ -9,7 +9,13 @@ from medvision import DISCLAIMER
 from medvision.book.build import stage_book
 from medvision.book.notebooks import check_notebooks, without_install_cells
 from medvision.book.pages import run_banner
-from medvision.book.profiles import PROFILES, chapter_parameters, find_repo_root, load_profile
+from medvision.book.profiles import (
+    PROFILES,
+    chapter_parameters,
+    find_repo_root,
+    load_profile,
+    plans_from_profile,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_names_existing_notebooks(profile):
     prof = load_profile(profile, REPO)
-    assert "01_eda" in prof["notebooks"] or (profile == "systems" and prof["systems"]) or (
+    assert "01_eda" in prof["notebooks"] or (profile in ("systems", "reference") and prof["systems"]) or (
         profile == "evidence" and "08_label_budget" in prof["notebooks"])
 
 
@@ -27,10 +33,18 @@ def test_profile_parameters_exist_in_the_notebooks():
         loaded = load_profile(profile, REPO)
         for nb in loaded["notebooks"]:
             params = chapter_parameters(loaded, nb)
-            source = jupytext.read(REPO / "notebooks" / f"{nb}.py")
-            cell = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
-            declared = {line.split(":")[0].strip() for line in cell.source.splitlines() if ":" in line}
+            declared = _declared(nb)
             assert set(params) <= declared, (profile, nb, set(params) - declared)
+        for name, plan in plans_from_profile(loaded).items():  # the systems' chapters get their parameters too
+            for nb, params in plan.parameters.items():
+                declared = _declared(nb)
+                assert nb in plan.chapters and set(params) <= declared, (profile, name, nb, set(params) - declared)
+
+
+def _declared(nb: str) -> set[str]:
+    source = jupytext.read(REPO / "notebooks" / f"{nb}.py")
+    cell = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
+    return {line.split(":")[0].strip() for line in cell.source.splitlines() if ":" in line}
 
 
 def test_unknown_profile_is_a_clear_error():

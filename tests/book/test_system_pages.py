@@ -43,7 +43,7 @@ def test_bad_system_entries_fail_when_the_profile_is_read(tmp_path):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, tmp_path / name)
     (tmp_path / "profiles").mkdir()
     for entry, message in (({"train": {"epoch": 3}}, r"unknown TrainConfig field\(s\) \['epoch'\]"),
-                           ({"chapters": ["06_benchmark"]}, "cannot run on a system"),
+                           ({"chapters": ["07_performance"]}, "cannot run on a system"),
                            ({"colour": 1}, r"unknown key\(s\) \['colour'\]")):
         (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump({"systems": {"ham10000": entry}}))
         with pytest.raises(ConfigError, match=message):

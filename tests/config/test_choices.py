@@ -57,10 +57,11 @@ def test_every_loss_is_built():
         TrainConfig(loss="hinge")  # type: ignore[arg-type]
 
 
-def test_every_tta_mode_wraps_a_model():
+def test_every_scored_tta_mode_wraps_a_model_and_auto_chooses_among_them():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
-    for mode in choices.TTA_MODES:
+    for mode in choices.SCORED_TTA_MODES:
         assert with_tta(model, mode)(torch.zeros(1, 3, 4, 4)).shape == (1, 2)
+    assert set(choices.TTA_MODES) == {*choices.SCORED_TTA_MODES, "auto"}
 
 
 def test_strategy_registry_and_parser_share_the_names():

@@ -50,3 +50,76 @@ def test_run_strategies_trains_each_spec_and_the_scratch_control(shared_data, tm
     runs = [s["run"] for s in run_strategies(cache, config, tmp_path, scratch=True)]
     assert runs == ["head_only-scratch", "full-scratch"]
     assert [s["run"] for s in run_strategies(cache, config, tmp_path)] == ["head_only-scratch"]  # reused
+
+
+def test_choose_tta_keeps_the_better_mode_on_validation_and_none_on_a_tie(monkeypatch):
+    import torch
+
+    from medvision.config import TrainConfig
+    from medvision.models.backbones import FlipTTA
+    from medvision.train import runner
+
+    net = torch.nn.Linear(2, 2)
+    scored = {"none": 0.80, "hflip": 0.85}
+
+    def fake_evaluate(model, loader, device, amp=None, top_k=()):
+        assert loader == "val"  # only the validation loader is scored
+        mode = "hflip" if isinstance(model, FlipTTA) else "none"
+        return {"macro_f1": scored[mode], "loss": 1.0 - scored[mode]}
+
+    monkeypatch.setattr(runner, "evaluate", fake_evaluate)
+    cpu = torch.device("cpu")
+    assert runner.choose_tta(net, "val", TrainConfig(tta="hflip"), cpu) == ("hflip", {})  # a named mode is kept
+    mode, scores = runner.choose_tta(net, "val", TrainConfig(tta="auto"), cpu)
+    assert mode == "hflip" and scores["none"]["macro_f1"] == 0.80 and scores["hflip"]["macro_f1"] == 0.85
+    assert runner.choose_tta(net, "val", TrainConfig(tta="auto", monitor="loss"), cpu)[0] == "hflip"
+    scored.update(hflip=0.75)
+    assert runner.choose_tta(net, "val", TrainConfig(tta="auto"), cpu)[0] == "none"
+    assert runner.choose_tta(net, "val", TrainConfig(tta="auto", monitor="loss"), cpu)[0] == "none"
+    scored.update(hflip=0.80)
+    assert runner.choose_tta(net, "val", TrainConfig(tta="auto"), cpu)[0] == "none"  # a tie: one pass
+
+
+def test_auto_tta_run_is_scored_evaluated_and_exported_with_the_mode_it_chose(shared_data, tmp_path):
+    import torch
+
+    from medvision.config import RunConfig
+    from medvision.data.pipeline import load_cached_split
+    from medvision.evaluate.evaluation import evaluate_run, load_run
+    from medvision.models.backbones import with_tta
+    from medvision.train.loop import evaluate
+    from medvision.train.run_dir import RunDirectory
+    from medvision.train.runner import run_strategy
+
+    config = RunConfig.load("breastmnist", [{"data": {"data_root": str(shared_data)},
+                                             "experiment": {"backbone": "test_efficientnet", "pretrained": "none",
+                                                            "image_size": 28, "augment": "flip"},
+                                             "train": {"epochs": 1, "progress": False, "tta": "auto"}}])
+    cache = load_cached_split(config.data, 60)
+    summary = run_strategy(cache, "full", config, tmp_path)
+    chosen = summary["tta"]
+    assert chosen in ("none", "hflip") and set(summary["tta_val"]) == {"none", "hflip"}
+    other = "hflip" if chosen == "none" else "none"
+    assert summary["tta_val"][chosen]["macro_f1"] >= summary["tta_val"][other]["macro_f1"]
+    rd = RunDirectory(tmp_path / summary["run"])
+    assert rd.tta() == chosen and rd.run_config().train.tta == "auto"
+    run = load_run(rd.path)
+    assert run.tta == chosen
+    cpu = torch.device("cpu")
+    test = evaluate(with_tta(run.model, chosen), run.loaders["test"], cpu)
+    assert test["macro_f1"] == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
+    ev = evaluate_run(rd.path, n_resamples=20)
+    assert float(ev.metrics["macro_f1"]) == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
+    lost = {k: v for k, v in rd.summary().items() if k != "tta"}  # a summary that lost its choice is refused
+    rd.write_summary(lost)
+    from medvision.core.errors import RunDirectoryError
+    with pytest.raises(RunDirectoryError, match="does not say which test-time augmentation"):
+        rd.tta()
+
+
+def test_auto_is_not_a_mode_a_model_is_scored_with():
+    from medvision.core.errors import ConfigError
+    from medvision.models.backbones import with_tta
+
+    with pytest.raises(ConfigError, match="chosen on validation after training"):
+        with_tta(None, "auto")
