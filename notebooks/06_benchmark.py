@@ -103,3 +103,11 @@ picked = summary.loc[list(anchors.chosen_on_validation(runs).items())]
 versus = anchors.versus_anchors(picked, published, resolution=size)
 display(versus.round(3))
 display(Markdown(anchors.describe_versus(versus)))
+
+# %% tags=["hide-input"]
+comparisons = anchors.reference_comparisons(result.rows, result.configs, n_resamples)  # seed systems only
+if comparisons:
+    display(Markdown(anchors.REFERENCE_METHOD))
+for name, table, text in comparisons:
+    display(table.round(3))
+    display(Markdown(text))

@@ -8,13 +8,20 @@ macro AUC), which is what :func:`medvision.metrics.classification.classification
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from medvision.config.choices import HEADLINE_METRICS
-from medvision.core.errors import DataNotFoundError
+from medvision.config.run import RunConfig
+from medvision.core.errors import ConfigError, DataNotFoundError, MixedRunsError
+from medvision.evaluate.evaluation import binary_positive, evaluate_run
+from medvision.metrics.classification import ResampleTerms
+from medvision.metrics.intervals import seeds_and_cases
+from medvision.metrics.operating_point import choose_threshold, positive_scores
 from medvision.resources import anchors_file
 
 METRICS = HEADLINE_METRICS
@@ -130,3 +137,109 @@ def chosen_on_validation(runs: pd.DataFrame, metric: str = "macro_f1") -> dict[s
     """Per data set, the run (strategy) with the best mean *validation* ``metric`` over seeds."""
     means = runs.groupby(["dataset", "run"])[f"val_{metric}"].mean()
     return {dataset: means.loc[dataset].idxmax() for dataset in means.index.get_level_values(0).unique()}
+
+
+#: What the benchmark page says before a seed system's comparison with its reference.
+REFERENCE_METHOD = (
+    "## A seed system against its published reference\n\n"
+    "A seed system's configuration names what was published for it (or what its seed project expected). The "
+    "strategy chosen on validation is set beside it with the book's interval: a bootstrap over the seeds and the "
+    "test images together, so both another seed and another draw of test images are in it. The verdict is "
+    "**ahead** when the whole interval lies above the published number, **behind** when it lies wholly below, "
+    "and **inconclusive** otherwise. Sensitivity and specificity are read at a threshold chosen on each seed's "
+    "validation split, never on test.")
+
+
+def seed_runs(rows: pd.DataFrame, dataset: str, run: str) -> list[Path]:
+    """The run directories of one data set's ``run`` (a strategy's folder name), one per seed, in seed order."""
+    picked = rows[(rows["dataset"] == dataset) & (rows["run_dir"].fillna("").astype(str) != "")]
+    picked = picked[[Path(d).name == run for d in picked["run_dir"]]].sort_values("seed")
+    return [Path(d) for d in picked["run_dir"]]
+
+
+def versus_reference(run_dirs: Sequence[str | os.PathLike[str]], reference: dict, n_resamples: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """A system's seeds against its published or expected reference (``RunConfig.reference``).
+
+    Each reference metric gets our mean over the seeds of ``run_dirs`` (the same strategy and test images) with
+    the book's interval (:func:`medvision.metrics.intervals.seeds_and_cases`) and a verdict: against a single
+    number, *ahead* / *behind* / *inconclusive*; against a ``[low, high]`` range (a seed project's expected
+    band), the same words against the range's floor. The headline metrics are read at the argmax (as the
+    published tables define them); a binary reference's sensitivity and specificity at a threshold chosen on
+    each seed's *validation* split: the reference's sensitivity kept (the specificity it then gives is the
+    comparison), else Youden's J.
+    """
+    metrics = dict(reference.get("metrics", {}))
+    if not run_dirs or not metrics:
+        return pd.DataFrame()
+    evs = [evaluate_run(d, n_resamples=min(n_resamples, 200)) for d in run_dirs]
+    targets = evs[0].test_targets
+    if any(not torch.equal(ev.test_targets, targets) for ev in evs[1:]):
+        raise MixedRunsError(f"the runs {[str(d) for d in run_dirs]} were not tested on the same images")
+    terms = [ResampleTerms(ev.test_logits, targets) for ev in evs]
+    thresholded = {"sensitivity", "specificity"} & set(metrics)
+    point = ""
+    if thresholded:
+        if len(evs[0].class_names) != 2:
+            raise ConfigError(f"the reference's {sorted(thresholded)} need a two-class task")
+        positive = evs[0].class_names.index(binary_positive(evs[0], reference))
+        target = metrics.get("sensitivity")
+        rule = ("sensitivity", float(target)) if isinstance(target, int | float) else ("youden", None)
+        chosen = [choose_threshold(positive_scores(ev.val_logits, positive),
+                                   (ev.val_targets.numpy() == positive).astype(int), *rule) for ev in evs]
+        point = chosen[0].label.replace("threshold from val", "threshold chosen on validation")
+        scores = [positive_scores(ev.test_logits, positive) for ev in evs]
+        is_pos = targets.numpy() == positive
+
+    def score(s: int, idx: np.ndarray) -> dict[str, float]:
+        out = terms[s].metrics(idx)[0]
+        if thresholded:
+            called, pos = scores[s][idx] >= chosen[s].value, is_pos[idx]
+            out["sensitivity"] = float(called[pos].mean()) if pos.any() else float("nan")
+            out["specificity"] = float((~called[~pos]).mean()) if (~pos).any() else float("nan")
+        return out
+
+    intervals = seeds_and_cases(score, len(evs), int(targets.shape[0]), n_resamples, seed=seed)
+    rows = []
+    for metric, ref in metrics.items():
+        if metric not in intervals:
+            raise ConfigError(f"the reference names {metric!r}; a reference may give {sorted(intervals)}")
+        iv = intervals[metric]
+        band = isinstance(ref, list | tuple)
+        floor = float(ref[0]) if band else float(ref)
+        rows.append({"metric": metric, "operating point": point if metric in thresholded else "argmax",
+                     "ours": iv.estimate, "low": iv.lower, "high": iv.upper, "seeds": iv.seeds,
+                     "test images": iv.cases,
+                     "reference": f"{float(ref[0]):.2f}-{float(ref[1]):.2f}" if band else f"{floor:.3f}",
+                     "verdict": iv.verdict(floor) + (" (of the range's floor)" if band else "")})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def describe_reference(table: pd.DataFrame, reference: dict, dataset: str, run: str) -> str:
+    """One sentence per metric of :func:`versus_reference`."""
+    if table.empty:
+        return ""
+    n, cases = int(table["seeds"].iloc[0]), int(table["test images"].iloc[0])
+    parts = [f"{m.replace('_', ' ')} {r.ours:.3f} (95% interval {r.low:.3f} to {r.high:.3f}"
+             + (f", {r['operating point']}" if r["operating point"] != "argmax" else "") + f") is **{r.verdict}** "
+             f"against {r.reference}" for m, r in table.iterrows()]
+    return (f"On **{dataset}**, {run} (chosen on validation; mean of {n} seed{'s' if n != 1 else ''}, interval "
+            f"over seeds and the {cases:,} test images) against {reference.get('source', 'the reference')}: "
+            + "; ".join(parts) + ".")
+
+
+def reference_comparisons(rows: pd.DataFrame, configs: Mapping[str, RunConfig], n_resamples: int = 1000
+                          ) -> list[tuple[str, pd.DataFrame, str]]:
+    """Per data set of a sweep whose configuration has a ``reference`` (a seed system): the strategy chosen on
+    validation, its seeds against the reference (:func:`versus_reference`) and the sentence saying so."""
+    runs = collect(rows)
+    if runs.empty:
+        return []
+    chosen = chosen_on_validation(runs)
+    out = []
+    for name, config in configs.items():
+        if not config.reference or name not in chosen:
+            continue
+        table = versus_reference(seed_runs(rows, name, chosen[name]), config.reference, n_resamples)
+        out.append((name, table, describe_reference(table, config.reference, name, chosen[name])))
+    return out

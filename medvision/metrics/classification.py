@@ -101,7 +101,7 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(np.shape(num), dtype=float), where=den > 0)
 
 
-class _ResampleTerms:
+class ResampleTerms:
     """The headline metrics of bootstrap resamples from per-case terms computed once: a confusion matrix by
     ``bincount`` gives accuracy, balanced accuracy and F1 with torchmetrics' conventions (zero division is 0;
     macro averages skip classes with no true and no predicted case), and one-vs-rest AUROC is the
@@ -167,7 +167,7 @@ def bootstrap_ci(logits: torch.Tensor, targets: torch.Tensor, n_resamples: int =
         rep = per_class_report(logits, targets, per_class_names)
         for name in per_class_names:
             point[f"f1[{name}]"], point[f"recall[{name}]"] = rep.loc[name, "f1"], rep.loc[name, "recall"]
-    terms = _ResampleTerms(logits, targets)
+    terms = ResampleTerms(logits, targets)
     for _ in range(n_resamples):
         m, f1, rec = terms.metrics(rng.integers(0, n, n))
         for k, v in m.items():

@@ -1,3 +1,4 @@
+import dataclasses
 
 import pandas as pd
 import pytest
@@ -102,3 +103,48 @@ def test_every_profile_overrides_only_known_settings():
         params = chapter_parameters(load_profile(path.stem, repo), "06_benchmark")
         for dataset in params.get("datasets") or [params["config"]]:  # raises on an unknown key
             dataset_config(dataset, params["overrides"], params.get("per_dataset", {}))
+
+
+def test_a_systems_seeds_against_its_reference_with_the_books_interval(shared_data, tmp_path):
+    """Two seeds of a two-class run against a reference with a single number, a range and an operating point:
+    the mean is the seeds' test mean, thresholds come from validation, the verdict words are the book's."""
+    import numpy as np
+
+    from medvision.data.pipeline import load_cached_split
+    from medvision.evaluate.anchors import reference_comparisons, seed_runs, versus_reference
+    from medvision.evaluate.evaluation import evaluate_run
+    from medvision.metrics.operating_point import choose_threshold, positive_scores
+    from medvision.train.sweeps import run_sweep, seeds_sweep
+
+    config = RunConfig.load("breastmnist", [{"data": {"data_root": str(shared_data)},
+                                             "experiment": {"backbone": "test_efficientnet", "pretrained": "none",
+                                                            "image_size": 28, "augment": "flip"},
+                                             "train": {"epochs": 1, "progress": False},
+                                             "strategies": ["full"]}])
+    load_cached_split(config.data)
+    rows = run_sweep(config, seeds_sweep([0, 1], max_train_samples=120), tmp_path)
+    dirs = seed_runs(rows, config.label, "full-scratch")  # random initialisation: a test backbone
+    assert [d.parent.name for d in dirs] == ["seed0", "seed1"]
+    reference = {"source": "a test", "positive": "malignant",
+                 "metrics": {"accuracy": 0.01, "auroc": [0.98, 0.99], "sensitivity": 0.8, "specificity": 0.5}}
+    table = versus_reference(dirs, reference, n_resamples=200)
+    assert list(table.index) == ["accuracy", "auroc", "sensitivity", "specificity"]
+    assert table.loc["accuracy", "ours"] == pytest.approx(rows["test_accuracy"].mean(), abs=1e-5)
+    assert table.loc["accuracy", "verdict"] == "ahead" and table.loc["auroc", "verdict"].startswith("behind")
+    assert table.loc["auroc", "reference"] == "0.98-0.99" and (table["seeds"] == 2).all()
+    evs = [evaluate_run(d) for d in dirs]
+    positive = evs[0].class_names.index("malignant")
+    specs = []
+    for ev in evs:  # the threshold keeps validation sensitivity >= 0.8; its test specificity is what is compared
+        t = choose_threshold(positive_scores(ev.val_logits, positive),
+                             (ev.val_targets.numpy() == positive).astype(int), "sensitivity", 0.8)
+        called = positive_scores(ev.test_logits, positive) >= t.value
+        specs.append(float((~called[ev.test_targets.numpy() != positive]).mean()))
+    assert table.loc["specificity", "ours"] == pytest.approx(np.mean(specs))
+    assert "validation" in table.loc["specificity", "operating point"]
+    assert set(table["verdict"].str.split().str[0]) <= {"ahead", "behind", "inconclusive"}
+    medmnist = dict.fromkeys([config.label], config)  # a MedMNIST flag has no reference: no section
+    assert reference_comparisons(rows, medmnist) == []
+    system = {config.label: dataclasses.replace(config, reference=reference)}
+    [(name, shown, text)] = reference_comparisons(rows, system, n_resamples=50)
+    assert name == config.label and "a test" in text and "2 seeds" in text and "**" in text

@@ -72,14 +72,14 @@ def test_bootstrap_resamples_equal_torchmetrics_on_the_same_cases():
     ties, absent classes and classes never predicted included."""
     from torchmetrics.functional.classification import multiclass_f1_score, multiclass_recall
 
-    from medvision.metrics.classification import _ResampleTerms
+    from medvision.metrics.classification import ResampleTerms
 
     g = torch.Generator().manual_seed(1)
     for n, c in ((60, 2), (45, 4), (12, 3)):
         logits = torch.randn(n, c, generator=g).round(decimals=1)  # rounded: tied scores
         logits[:, -1] -= 3  # the last class is rarely predicted
         y = torch.randint(0, c, (n,), generator=g)
-        terms = _ResampleTerms(logits, y)
+        terms = ResampleTerms(logits, y)
         rng = np.random.default_rng(0)
         for _ in range(30):
             idx = rng.integers(0, n, n)
