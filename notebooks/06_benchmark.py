@@ -108,6 +108,6 @@ display(Markdown(anchors.describe_versus(versus)))
 comparisons = anchors.reference_comparisons(result.rows, result.configs, n_resamples)  # seed systems only
 if comparisons:
     display(Markdown(anchors.REFERENCE_METHOD))
-for name, table, text in comparisons:
+for _, table, text in comparisons:
     display(table.round(3))
     display(Markdown(text))
