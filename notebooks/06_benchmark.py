@@ -87,9 +87,9 @@ published[published["dataset"].isin(list(result.configs))].set_index(["dataset",
 #
 # Per data set, the strategy with the best mean *validation* macro-F1 is compared with every published
 # row at this resolution that is not AutoML. A published number is a single figure; ours vary from seed to
-# seed. So each comparison gets a verdict from the 95% t-interval of our mean over the seeds: **win** only when
-# the whole interval lies above the published number and rests on at least five seeds, **below** when it lies
-# wholly below, **level** otherwise.
+# seed and from one draw of test images to another. So each comparison gets a verdict from the book's 95%
+# interval of our mean, a bootstrap over the seeds and the test images together: **ahead** when the whole
+# interval lies above the published number, **behind** when it lies wholly below, **inconclusive** otherwise.
 #
 # A caution on fairness: the strategy is chosen on validation, but the profile's recipe (augmentation,
 # epochs, input size, weight averaging, test-time flips per data set — the comments in
@@ -99,8 +99,7 @@ published[published["dataset"].isin(list(result.configs))].set_index(["dataset",
 # its mirror image).
 
 # %%
-picked = summary.loc[list(anchors.chosen_on_validation(runs).items())]
-versus = anchors.versus_anchors(picked, published, resolution=size)
+versus = anchors.versus_anchors(anchors.chosen_intervals(result.rows, n_resamples), published, resolution=size)
 display(versus.round(3))
 display(Markdown(anchors.describe_versus(versus)))
 
