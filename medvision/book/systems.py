@@ -14,17 +14,21 @@ import copy
 import json
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from medvision import DISCLAIMER
 from medvision.book.notebooks import execute_notebook
+from medvision.book.pages import runs_dir
 from medvision.book.profiles import GENERATED, SystemPlan
 from medvision.core import run_log
 from medvision.core.atomic import write_text_atomic
 from medvision.data.load import data_problem as _data_problem
+from medvision.evaluate.anchors import chosen_intervals
 
 SYSTEMS = GENERATED / "systems"
 
@@ -91,7 +95,39 @@ def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -
         source = config.reference.get("source", "the reference")
         lines += ["## What was published", "", f"{source[0].upper()}{source[1:]}: {metrics}. The per-class page "
                   "sets our test metrics beside these numbers.", ""]
+    if profile_name != REFERENCE_PROFILE:
+        lines += reference_results(config.label)
     return "\n".join(lines)
+
+
+#: The profile that trains the seed systems at the seeds' input size, whose runs a system's page cites.
+REFERENCE_PROFILE = "reference"
+
+
+def reference_results(label: str, runs_root: Path | None = None) -> list[str]:
+    """Markdown lines citing the reference profile's runs of the system ``label`` where this machine has them
+    (``<runs>/reference/benchmark/<label>/``): per strategy, the mean test metrics over its seeds with the book's
+    interval, the input size and the date the runs finished. Empty when there are none."""
+    root = (runs_root or runs_dir(REFERENCE_PROFILE, "benchmark")) / label / "all"
+    found = sorted(root.glob("seed*/*/summary.json"))
+    if not found:
+        return []
+    rows = []
+    for path in found:
+        summary = json.loads(path.read_text())
+        rows.append({"dataset": label, "seed": int(path.parent.parent.name.removeprefix("seed")),
+                     "run_dir": str(path.parent), "image_size": summary.get("image_size"),
+                     **{f"{split}_{k}": v for split in ("val", "test") for k, v in summary[split].items()}})
+    frame = pd.DataFrame(rows)
+    run, intervals = chosen_intervals(frame)[label]
+    finished = datetime.fromtimestamp(max(p.stat().st_mtime for p in found), tz=timezone.utc).date()
+    size = frame["image_size"].dropna().astype(int).unique()
+    shown = ", ".join(f"{m.replace('_', ' ')} {iv}" for m, iv in intervals.items())
+    return ["## At the seeds' input size (reference profile)", "",
+            f"The `reference` profile (`make book PROFILE=reference`) trained this system at "
+            f"{'/'.join(str(s) for s in size)} px; its runs on this machine finished on {finished.isoformat()}. "
+            f"The strategy chosen on validation, {run}, scores on test: {shown} (means over seeds; the interval "
+            "covers the seeds and the test images). Its benchmark page sets these beside what was published.", ""]
 
 
 def write_toc(root: Path, out_root: Path, ran: set[str], systems: dict[str, dict]) -> Path:

@@ -123,3 +123,27 @@ def test_medvision_book_system_renders_the_chapters_for_a_folder_given_only_its_
     strategies = json.loads((pages / "02_training_strategies.ipynb").read_text())
     text = json.dumps(strategies["cells"])
     assert "chest_xray_224" in text and "Smoke profile" in text
+
+
+def test_a_systems_page_cites_the_reference_profiles_runs_with_their_date(shared_data, tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from medvision.book.systems import reference_results
+    from medvision.config.run import RunConfig
+    from medvision.data.pipeline import load_cached_split
+    from medvision.train.sweeps import run_sweep, seeds_sweep
+
+    config = RunConfig.load("breastmnist", [{"data": {"data_root": str(shared_data)},
+                                             "experiment": {"backbone": "test_efficientnet", "pretrained": "none",
+                                                            "image_size": 28, "augment": "flip"},
+                                             "train": {"epochs": 1, "progress": False}, "strategies": ["full"]}])
+    load_cached_split(config.data)
+    assert reference_results(config.label, tmp_path / "reference" / "benchmark") == []  # no runs: no section
+    rows = run_sweep(config, seeds_sweep([0, 1]), tmp_path / "reference" / "benchmark")  # the whole train split
+    text = "\n".join(reference_results(config.label, tmp_path / "reference" / "benchmark"))
+    assert "## At the seeds' input size (reference profile)" in text and "at 28 px" in text
+    assert datetime.now(timezone.utc).date().isoformat() in text and "full-scratch" in text
+    assert f"accuracy {rows['test_accuracy'].mean():.3f} (95% interval" in text and "2 seeds x 156 test images" in text
+    assert str(tmp_path) not in text  # no machine path on a page
+    monkeypatch.setenv("MEDVISION_RUNS", str(tmp_path))  # where the book's runs go
+    assert "\n".join(reference_results(config.label)) == text
