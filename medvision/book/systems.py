@@ -55,8 +55,27 @@ def run_system(name: str, plan: SystemPlan, profile_name: str, root: Path, out_r
             execute_notebook(root / "notebooks" / f"{nb}.ipynb", folder / f"{nb}.ipynb", params, root / "notebooks")
             record["chapters"][nb] = round(time.perf_counter() - start, 1)
             print(f"[{profile_name}] {name}: {nb} done in {record['chapters'][nb]:.1f} s", flush=True)
+    if not record["missing"]:
+        record["split"] = publish_split(profile_name, plan.run_config().label, folder)
     write_text_atomic(out_root / SYSTEMS / f"{name}.md", landing_page(name, plan, record, profile_name))
     return record
+
+
+#: The file name of a system's published split manifest, beside its chapters.
+SPLIT_FILE = "split.csv"
+
+
+def publish_split(profile_name: str, label: str, folder: Path) -> str:
+    """Copy the split manifest (``split.csv``: image id, split, label, group; ids relative to the data folder) of
+    this build's runs of ``label`` into ``folder``, so the book publishes the exact train/val/test split its
+    numbers are on. Every run of a system in one build shares the split (``data.seed``, not the training seed,
+    draws it). Returns the file's name, or ``""`` when no run left one."""
+    candidates = [*sorted(runs_dir(profile_name, label).glob(f"*/{SPLIT_FILE}")),
+                  *sorted((runs_dir(profile_name, "benchmark") / label).glob(f"*/seed*/*/{SPLIT_FILE}"))]
+    if not candidates:
+        return ""
+    write_text_atomic(folder / SPLIT_FILE, candidates[0].read_text())
+    return SPLIT_FILE
 
 
 def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -> str:
@@ -89,6 +108,10 @@ def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -
                   + ", ".join(f"`{s}`" for s in config.strategies), "",
                   "The chapters of this system follow; the weights each run actually started from are on the "
                   "training-strategies page.", ""]
+        if record.get("split"):
+            lines += [f"Every number of this system's chapters is on one split, published as {{download}}`its "
+                      f"manifest <{name}/{record['split']}>` (one row per image: its file relative to the data "
+                      "folder, split, class and group).", ""]
     if config.reference:
         metrics = ", ".join(f"{k.replace('_', ' ')} {'-'.join(f'{x:g}' for x in v) if isinstance(v, list) else v}"
                             for k, v in config.reference["metrics"].items())

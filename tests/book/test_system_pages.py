@@ -118,6 +118,10 @@ def test_medvision_book_system_renders_the_chapters_for_a_folder_given_only_its_
     assert (out / "_build" / "html" / "book" / "generated" / "systems" / "xrays" / "03_per_class_analysis.html").is_file()
     landing = (out / "book" / "generated" / "systems" / "xrays.md").read_text()
     assert "a folder of chest X-rays" in landing and "## What ran" in landing
+    split = (pages / "split.csv").read_text().splitlines()  # the split the numbers are on, published
+    assert split[0].startswith("sample_id,split,label") and str(shared_data) not in "\n".join(split)
+    html = (out / "_build" / "html" / "book" / "generated" / "systems" / "xrays.html").read_text()
+    assert "split.csv" in html and list((out / "_build" / "html" / "_downloads").rglob("split.csv"))
     record = json.loads((out / "book" / "generated" / "_run.json").read_text())
     assert set(record["systems"]["xrays"]["chapters"]) == set(BOOK_CHAPTERS)
     strategies = json.loads((pages / "02_training_strategies.ipynb").read_text())
