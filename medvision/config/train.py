@@ -41,7 +41,7 @@ class TrainConfig:
             later phase — on their cached output (:mod:`medvision.train.stage_cache`): the frozen stages run
             once per view, not once per epoch. Exact for the views the cache holds (fp16 storage).
         cache_views: Views per training image in that cache when augmentation is more than a flip: the
-            image, its mirror and ``cache_views - 2`` draws of the augmentation, fixed for the run; each
+            image, its mirror and ``cache_views - 2`` draws of the augmentation, one fixed pool shared by every seed; each
             epoch picks one per image. (With flips only the cache holds the image and its mirror, exactly
             the augmentation's two outcomes.) A fixed pool is a weaker augmentation than a fresh draw per
             epoch: ``bench/stage_cache.py`` compares validation scores with and without it.

@@ -138,17 +138,23 @@ class ViewSpec:
         return 1 + int(self.mirror) + self.random
 
 
+#: The seed of a training cache's random views. The pool is part of the data, like the split: every training
+#: seed shares it (and its cache), so a sweep over seeds builds the cache once; each seed still picks its own
+#: view per image and epoch.
+POOL_SEED = 0
+
+
 def training_views(loader: TensorLoader, cache_views: int) -> ViewSpec:
     """The views a training cache holds for ``loader``'s augmentation: none → the image; flips only → the
     image and its mirror (both outcomes: exact); anything more → the image, its mirror and
-    ``cache_views - 2`` random draws (a fixed pool)."""
+    ``cache_views - 2`` random draws (a fixed pool, drawn with :data:`POOL_SEED` whatever the loader's seed)."""
     aug = loader.augment
     if aug is None or aug.is_identity:
         mirror, random, seed, spec = False, 0, 0, None
     elif aug.is_flip_only and not aug.vflip:
         mirror, random, seed, spec = aug.hflip > 0, 0, 0, None
     else:
-        mirror, random, seed, spec = aug.hflip > 0, max(0, cache_views - 1 - int(aug.hflip > 0)), loader.seed, \
+        mirror, random, seed, spec = aug.hflip > 0, max(0, cache_views - 1 - int(aug.hflip > 0)), POOL_SEED, \
             asdict(aug)
     return ViewSpec(mirror, random, seed, spec, loader.batch_size, loader.out_size, tuple(map(float, loader.mean)),
                     tuple(map(float, loader.std)))

@@ -128,6 +128,13 @@ def test_random_views_are_fixed_draws_of_the_augmentation(small, tmp_path):
     c = torch.cat(list(sc.view_batches(train, spec, 3)))
     plain = torch.cat(list(sc.view_batches(train, spec, 0)))
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, plain)
+    other_seed = dataclasses.replace(train, seed=train.seed + 1)  # another training seed shares the pool
+    assert sc.training_views(other_seed, 4) == spec
+    model = frozen()
+    n = sc.frozen_stages(model)
+    first = sc.stage_cache(model, n, train, spec, torch.device("cpu"), tmp_path)
+    again = sc.stage_cache(model, n, other_seed, sc.training_views(other_seed, 4), torch.device("cpu"), tmp_path)
+    assert first.built and not again.built and again.path == first.path
 
 
 def test_a_full_disk_fails_in_one_line_naming_the_folder_and_leaves_no_entry(small, tmp_path, monkeypatch):
