@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name medvision --display-name "Python (medvision)" >/dev/null
 	@touch $@
 
-## make book [PROFILE=default|smoke|cpu|gpu]: execute the notebooks with papermill, build _build/html
+## make book [PROFILE=default|smoke|cpu|systems|evidence|reference|gpu]: execute the notebooks with papermill, build _build/html
 book: $(STAMP)
 	$(BIN)/python -m medvision.book --profile $(PROFILE)
 

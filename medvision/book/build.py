@@ -22,6 +22,7 @@ from medvision.book.install_cell import (
     repository_url,
     write_install_cells,
 )
+from medvision.book.launch import check_launch_block, write_launch_block
 from medvision.book.notebooks import check_notebooks, ensure_kernel, execute_notebook
 from medvision.book.profiles import (
     GENERATED,
@@ -237,15 +238,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="only check that notebooks/ are stripped, paired and tagged (make lint)")
     parser.add_argument("--install-cells", action="store_true",
-                        help="only write the current install cell into every notebook (make sync)")
+                        help="only write the current install cell into every notebook and the launch buttons into "
+                             "_config.yml (make sync)")
     args = parser.parse_args(argv)
     if args.install_cells:
         root = find_repo_root(args.root)
         for path in write_install_cells(root / "notebooks", repository_url(root)):
             print(f"install cell updated: {path}")
+        if write_launch_block(root / "_config.yml", repository_url(root)):
+            print(f"launch buttons updated: {root / '_config.yml'}")
         return 0
     if args.check:
-        problems = check_notebooks(find_repo_root(args.root) / "notebooks")
+        root = find_repo_root(args.root)
+        problems = check_notebooks(root / "notebooks") + check_launch_block(root / "_config.yml",
+                                                                             repository_url(root))
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
