@@ -34,9 +34,13 @@ notebooks book-smoke: export MEDVISION_RUNS = $(TEST_RUNS)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
+# nbval runs copies of the chapters with the smoke profile's parameters injected by papermill: the stored
+# parameters are the default profile's (what JupyterLab's Run All and a bare papermill run execute).
+NBVAL := $(CURDIR)/_build/nbval
 notebooks: $(STAMP)
-	rm -rf $(TEST_RUNS)
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider notebooks/
+	rm -rf $(TEST_RUNS) $(NBVAL)
+	$(BIN)/python -m medvision.book --smoke-copies $(NBVAL)
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name medvision -p no:cacheprovider $(NBVAL)
 
 # Built in a staging copy so that `make test` never overwrites the book that `make book` produced.
 book-smoke: $(STAMP)

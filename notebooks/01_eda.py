@@ -35,12 +35,15 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
 config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
-overrides: dict = {}  # RunConfig overrides in the configs/ schema, e.g. {"data": {"data_root": "/data"}}
+overrides: dict = {  # RunConfig overrides in the configs/ schema, e.g. {"data": {"data_root": "/data"}}
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64},
+}
 grid_per_class: int = 8  # images per class in the sample grid
-max_stats_images: int = 300  # images analysed for size / intensity statistics
-similarity_images: int = 300  # images of the feature-space leakage check (0: all)
+max_stats_images: int = 2000  # images analysed for size / intensity statistics
+similarity_images: int = 2000  # images of the feature-space leakage check (0: all)
 seed: int = 0  # seed of the random samples shown
 
 # %% tags=["hide-input"]

@@ -42,12 +42,18 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
 config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
-overrides: dict = {"experiment": {"image_size": 32}, "train": {"epochs": 2}, "strategy": {"phase1_epochs": 1}, "strategies": ["head_only", "last_k:2", "full", "two_phase"]}  # RunConfig overrides (configs/ schema)
+overrides: dict = {  # RunConfig overrides (configs/ schema)
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64, "augment": "flip"},
+    "train": {"epochs": 3},
+    "strategy": {"phase1_epochs": 1},
+    "strategies": ["head_only", "last_k:2", "full", "two_phase"],
+}
 scratch: bool = True  # also train the backbone from random initialisation ("full")
-max_train_samples: int = 400  # subsample the training split (0: all) — smoke runs only
-lr_find_steps: int = 20  # steps of the learning-rate range test (0: skip)
+max_train_samples: int = 0  # subsample the training split (0: all) — smoke runs only
+lr_find_steps: int = 40  # steps of the learning-rate range test (0: skip)
 runs_dir: str = ""  # where run directories go (empty: <repo>/runs/<profile>/<configuration name>)
 
 # %% tags=["hide-input"]

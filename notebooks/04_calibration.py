@@ -34,12 +34,15 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
 config: str = "pneumoniamnist"  # whose runs to read: a configs/ system, a YAML path or a MedMNIST flag
-overrides: dict = {}  # RunConfig overrides (configs/ schema), as the training chapter had them
+overrides: dict = {  # RunConfig overrides (configs/ schema), as the training chapter had them
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64},
+}
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<configuration name>)
 run: str = ""  # run for the detailed diagrams (empty: best validation macro-F1)
-n_resamples: int = 200  # bootstrap resamples for the confidence intervals
+n_resamples: int = 1000  # bootstrap resamples for the confidence intervals
 n_bins: int = 15  # confidence bins
 target_accuracy: float = 0.95  # accuracy the abstention analysis aims for
 seed: int = 0  # bootstrap seed

@@ -34,10 +34,13 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
 config: str = "pneumoniamnist"  # a configs/ system (ham10000), a YAML path or a MedMNIST flag
-overrides: dict = {"experiment": {"image_size": 32}}  # RunConfig overrides (configs/ schema): backbone, input...
-max_train_samples: int = 400  # subsample the training split as the training chapter did (0: all)
+overrides: dict = {  # RunConfig overrides (configs/ schema): backbone, input...
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64},
+}
+max_train_samples: int = 0  # subsample the training split as the training chapter did (0: all)
 runs_dir: str = ""  # fine-tuned runs to compare with (empty: <repo>/runs/<profile>/<configuration name>)
 
 # %% tags=["hide-input"]

@@ -34,14 +34,19 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-config: str = "breastmnist"  # the data set benchmarked when `datasets` is empty (MedMNIST flag or configs/ system)
-datasets: list = []  # several data sets to benchmark (MedMNIST flags with official splits, or configs/ systems)
-overrides: dict = {"experiment": {"image_size": 32, "augment": "flip"}, "train": {"epochs": 1}, "strategies": ["head_only", "full"]}  # RunConfig overrides for every data set (configs/ schema)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
+config: str = "pneumoniamnist"  # the data set benchmarked when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = ["breastmnist"]  # several data sets to benchmark (MedMNIST flags with official splits, or configs/ systems)
+overrides: dict = {  # RunConfig overrides for every data set (configs/ schema)
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64, "augment": "flip"},
+    "train": {"epochs": 6},
+    "strategies": ["head_only", "full"],
+}
 per_dataset: dict = {}  # more overrides per data set, same schema, e.g. {"breastmnist": {"train": {"epochs": 30}}}
-seeds: list = [0, 1]  # seeds per data set x strategy
-max_train_samples: int = 200  # subsample each training split (0: all)
-n_resamples: int = 200  # bootstrap resamples for the CIs
+seeds: list = [0, 1, 2]  # seeds per data set x strategy
+max_train_samples: int = 0  # subsample each training split (0: all)
+n_resamples: int = 1000  # bootstrap resamples for the CIs
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/benchmark)
 
 # %% tags=["hide-input"]

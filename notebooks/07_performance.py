@@ -33,17 +33,20 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
+profile: str = "default"  # profile that produced this page (the book runner sets it)
 config: str = "pneumoniamnist"  # the training chapter's configuration (its name picks the runs folder)
-overrides: dict = {}  # RunConfig overrides (configs/ schema), as the training chapter had them
+overrides: dict = {  # RunConfig overrides (configs/ schema), as the training chapter had them
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 64},
+}
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/<configuration name>)
-bench_epochs: int = 1  # epochs timed by each benchmark
-head_bench_images: int = 400  # training images of the head-only benchmark (0: all)
-train_bench_batches: int = 2  # training batches per round of the training-throughput benchmark
-train_bench_rounds: int = 1  # alternating rounds (plain loop, medvision) of that benchmark; the median is shown
+bench_epochs: int = 2  # epochs timed by each benchmark
+head_bench_images: int = 1500  # training images of the head-only benchmark (0: all)
+train_bench_batches: int = 6  # training batches per round of the training-throughput benchmark
+train_bench_rounds: int = 2  # alternating rounds (plain loop, medvision) of that benchmark; the median is shown
 train_bench_sizes: list = [64]  # input sizes of that benchmark's training and evaluation rows
 predict_bench_sizes: list = [64]  # input sizes of its prediction rows (Predictor on a folder, exported files)
-bench_eval_images: int = 256  # images of its evaluation and prediction rows
+bench_eval_images: int = 1024  # images of its evaluation and prediction rows
 score_seeds: list = []  # seeds of the time-to-validation-score comparison (empty: not run)
 score_epochs: int = 3  # epochs of the plain loop in that comparison (medvision: one head-only epoch, then as many)
 score_train_images: int = 1500  # training images of that comparison (0: the whole train split)

@@ -37,15 +37,23 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-config: str = "breastmnist"  # the data set swept when `datasets` is empty (MedMNIST flag or configs/ system)
-datasets: list = []  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
-overrides: dict = {"experiment": {"image_size": 32, "augment": "flip"}, "train": {"epochs": 1}, "strategies": ["head_only", "full"]}  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every budget
-per_dataset: dict = {}  # more overrides per data set, same schema
-per_class: list = [5, 20]  # label budgets: training images per class (0: the whole training split)
-seeds: list = [0]  # seeds per budget x strategy (each draws its own labelled images)
-min_steps: int = 2  # small budgets train for at least this many optimizer steps
-max_epochs: int = 0  # cap on those epochs (0: none)
+profile: str = "evidence"  # profile that produced this page (the book runner sets it)
+config: str = "pneumoniamnist"  # the data set swept when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = ["pneumoniamnist", "ham10000"]  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
+overrides: dict = {  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every budget
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 32, "augment": "flip"},
+    "train": {"epochs": 2, "patience": 0},
+    "strategy": {"phase1_epochs": 1},
+    "strategies": ["head_only", "last_k:2", "full", "two_phase"],
+}
+per_dataset: dict = {  # more overrides per data set, same schema
+    "ham10000": {"experiment": {"head_hidden": 0, "balanced_sampler": False, "batch_size": 64, "fallback": ""}, "train": {"loss": "weighted_ce", "scheduler": "cosine", "patience": 0}, "strategy": {"lr": 0.001, "phase1_epochs": 1}, "data": {"size": 32}},
+}
+per_class: list = [10, 25, 50, 100, 250, 0]  # label budgets: training images per class (0: the whole training split)
+seeds: list = [0, 1, 2]  # seeds per budget x strategy (each draws its own labelled images)
+min_steps: int = 20  # small budgets train for at least this many optimizer steps
+max_epochs: int = 10  # cap on those epochs (0: none)
 features_baseline: bool = True  # also fit logistic regression on frozen backbone features
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/label_budget)
 

@@ -36,16 +36,24 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-config: str = "breastmnist"  # the data set when `datasets` is empty (MedMNIST flag or configs/ system)
-datasets: list = []  # several data sets (e.g. ham10000, with a plain cross-entropy base in per_dataset)
-overrides: dict = {"experiment": {"image_size": 32, "augment": "flip"}, "train": {"epochs": 2}}  # RunConfig overrides for every data set (configs/ schema)
-per_dataset: dict = {}  # more overrides per data set, same schema
-remedy_strategy: str = "head_only"  # the one strategy every remedy trains with
+profile: str = "evidence"  # profile that produced this page (the book runner sets it)
+config: str = "pneumoniamnist"  # the data set when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = ["ham10000", "breastmnist"]  # several data sets (e.g. ham10000, with a plain cross-entropy base in per_dataset)
+overrides: dict = {  # RunConfig overrides for every data set (configs/ schema)
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 32, "augment": "flip"},
+    "train": {"epochs": 3, "patience": 0},
+    "strategy": {"phase1_epochs": 1},
+}
+per_dataset: dict = {  # more overrides per data set, same schema
+    "ham10000": {"experiment": {"head_hidden": 0, "balanced_sampler": False, "batch_size": 64, "fallback": ""}, "train": {"loss": "ce", "scheduler": "cosine", "patience": 0}, "strategy": {"lr": 0.001, "phase1_epochs": 1}, "data": {"size": 32}},
+    "breastmnist": {"train": {"epochs": 10}},
+}
+remedy_strategy: str = "last_k:2"  # the one strategy every remedy trains with
 remedies: list = ["cross_entropy", "weighted_ce", "focal", "balanced_sampler", "label_smoothing"]  # trained remedies; logit adjustment is added from cross_entropy
-seeds: list = [0]  # seeds per remedy
+seeds: list = [0, 1, 2]  # seeds per remedy
 rare: list = []  # rare classes whose recall is shown (empty: the two with the fewest training images)
-n_resamples: int = 100  # bootstrap resamples of each run's evaluation
+n_resamples: int = 200  # bootstrap resamples of each run's evaluation
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/imbalance)
 
 # %% tags=["hide-input"]

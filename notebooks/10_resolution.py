@@ -35,14 +35,22 @@ if importlib.util.find_spec("medvision") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)] if clone else [sys.executable, "-m", "pip", "install", "-q", f"medvision @ git+{REPOSITORY}"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # profile that produced this page (the book runner sets it)
-config: str = "breastmnist"  # the data set when `datasets` is empty (MedMNIST flag or configs/ system)
-datasets: list = []  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
-overrides: dict = {"experiment": {"augment": "flip"}, "train": {"epochs": 1}, "strategies": ["full"]}  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every size
-per_dataset: dict = {}  # more overrides per data set, same schema
-sizes: list = [32, 48]  # model input sizes (px)
-seeds: list = [0]  # seeds per size x strategy
-max_train_samples: int = 200  # training images per seed, stratified (0: all)
+profile: str = "evidence"  # profile that produced this page (the book runner sets it)
+config: str = "pneumoniamnist"  # the data set when `datasets` is empty (MedMNIST flag or configs/ system)
+datasets: list = ["pneumoniamnist", "ham10000"]  # several data sets (MedMNIST flags or configs/ systems such as ham10000)
+overrides: dict = {  # RunConfig overrides for every data set (configs/ schema); `strategies` are trained at every size
+    "data": {"size": 28},
+    "experiment": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "image_size": 32, "augment": "flip"},
+    "train": {"epochs": 3, "patience": 0},
+    "strategy": {"phase1_epochs": 1},
+    "strategies": ["last_k:2"],
+}
+per_dataset: dict = {  # more overrides per data set, same schema
+    "ham10000": {"experiment": {"head_hidden": 0, "balanced_sampler": False, "batch_size": 64, "fallback": ""}, "train": {"loss": "weighted_ce", "scheduler": "cosine", "patience": 0}, "strategy": {"lr": 0.001, "phase1_epochs": 1}},
+}
+sizes: list = [32, 64, 96, 128]  # model input sizes (px)
+seeds: list = [0, 1, 2]  # seeds per size x strategy
+max_train_samples: int = 1200  # training images per seed, stratified (0: all)
 runs_dir: str = ""  # run directories (empty: <repo>/runs/<profile>/resolution)
 
 # %% tags=["hide-input"]

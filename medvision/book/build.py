@@ -24,6 +24,7 @@ from medvision.book.install_cell import (
 )
 from medvision.book.launch import check_launch_block, write_launch_block
 from medvision.book.notebooks import check_notebooks, ensure_kernel, execute_notebook
+from medvision.book.parameters import check_parameter_cells, smoke_copies, write_parameter_cells
 from medvision.book.profiles import (
     GENERATED,
     PROFILES,
@@ -238,8 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="only check that notebooks/ are stripped, paired and tagged (make lint)")
     parser.add_argument("--install-cells", action="store_true",
-                        help="only write the current install cell into every notebook and the launch buttons into "
-                             "_config.yml (make sync)")
+                        help="only write the current install cell and the stored profile's parameters into every "
+                             "notebook, and the launch buttons into _config.yml (make sync)")
+    parser.add_argument("--smoke-copies", type=Path, default=None, metavar="DIR",
+                        help="only write copies of the notebooks with the smoke profile's parameters injected into "
+                             "DIR (what make test runs under nbval)")
     args = parser.parse_args(argv)
     if args.install_cells:
         root = find_repo_root(args.root)
@@ -247,11 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"install cell updated: {path}")
         if write_launch_block(root / "_config.yml", repository_url(root)):
             print(f"launch buttons updated: {root / '_config.yml'}")
+        for path in write_parameter_cells(root / "notebooks", root):
+            print(f"stored parameters updated: {path}")
+        return 0
+    if args.smoke_copies:
+        root = find_repo_root(args.root)
+        copies = smoke_copies(root, args.smoke_copies.resolve())
+        print(f"{len(copies)} notebooks with the smoke profile's parameters in {args.smoke_copies}")
         return 0
     if args.check:
         root = find_repo_root(args.root)
-        problems = check_notebooks(root / "notebooks") + check_launch_block(root / "_config.yml",
-                                                                             repository_url(root))
+        problems = (check_notebooks(root / "notebooks") + check_parameter_cells(root / "notebooks", root)
+                    + check_launch_block(root / "_config.yml", repository_url(root)))
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
