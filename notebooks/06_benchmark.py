@@ -100,8 +100,8 @@ published[published["dataset"].isin(list(result.configs))].set_index(["dataset",
 # epochs, input size, weight averaging, test-time flips per data set — the comments in
 # `profiles/<profile>.yaml` say why) was settled in trial runs whose test scores we saw. Read a margin of a
 # few thousandths as a tie. The published rows carry their own choices (the MedMNIST v2 rows train from
-# scratch and score each test image once; a data set with `tta: hflip` above averages each test image with
-# its mirror image).
+# scratch and score each test image once; a data set run with `tta: hflip`, or with `tta: auto` where
+# validation chose the flips, averages each test image with its mirror image).
 
 # %%
 versus = anchors.versus_anchors(anchors.chosen_intervals(result.rows, n_resamples), published, resolution=size)

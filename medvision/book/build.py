@@ -245,31 +245,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only write copies of the notebooks with the smoke profile's parameters injected into "
                              "DIR (what make test runs under nbval)")
     args = parser.parse_args(argv)
-    if args.install_cells:
-        root = find_repo_root(args.root)
-        for path in write_install_cells(root / "notebooks", repository_url(root)):
-            print(f"install cell updated: {path}")
-        if write_launch_block(root / "_config.yml", repository_url(root)):
-            print(f"launch buttons updated: {root / '_config.yml'}")
-        for path in write_parameter_cells(root / "notebooks", root):
-            print(f"stored parameters updated: {path}")
-        return 0
-    if args.smoke_copies:
-        root = find_repo_root(args.root)
-        copies = smoke_copies(root, args.smoke_copies.resolve())
-        print(f"{len(copies)} notebooks with the smoke profile's parameters in {args.smoke_copies}")
-        return 0
-    if args.check:
-        root = find_repo_root(args.root)
-        problems = (check_notebooks(root / "notebooks") + check_parameter_cells(root / "notebooks", root)
-                    + check_launch_block(root / "_config.yml", repository_url(root)))
-        for line in problems:
-            print(line, file=sys.stderr)
-        return 1 if problems else 0
     from papermill.exceptions import PapermillExecutionError
 
     try:
         root = find_repo_root(args.root)
+        if args.install_cells:
+            for path in write_install_cells(root / "notebooks", repository_url(root)):
+                print(f"install cell updated: {path}")
+            if write_launch_block(root / "_config.yml", repository_url(root)):
+                print(f"launch buttons updated: {root / '_config.yml'}")
+            for path in write_parameter_cells(root / "notebooks", root):
+                print(f"stored parameters updated: {path}")
+            return 0
+        if args.smoke_copies:
+            copies = smoke_copies(root, args.smoke_copies.resolve())
+            print(f"{len(copies)} notebooks with the smoke profile's parameters in {args.smoke_copies}")
+            return 0
+        if args.check:
+            problems = (check_notebooks(root / "notebooks") + check_parameter_cells(root / "notebooks", root)
+                        + check_launch_block(root / "_config.yml", repository_url(root)))
+            for line in problems:
+                print(line, file=sys.stderr)
+            return 1 if problems else 0
         if args.system:
             index = system_book(args.system, args.profile, root, args.data_root, args.stage,
                                 build=not args.no_build)

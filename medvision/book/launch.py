@@ -79,15 +79,16 @@ def source_notebook(pagename: str) -> str:
 
 def retarget(buttons: list[Any], page_path: str, source: str) -> int:
     """Replace ``page_path`` (the page's path in the repository, as the theme put it in its launch links) with
-    ``source`` in every link of ``buttons`` (the theme's ``header_buttons``, groups included); returns how many
-    links changed."""
+    ``source`` in every launch link of ``buttons`` (the theme's ``header_buttons``, groups included): absolute
+    ``http(s)`` addresses only, so the download buttons (relative links to the built page's own ``_sources/``
+    copy) are left alone. Returns how many links changed."""
     changed = 0
     for button in buttons:
         if not isinstance(button, dict):
             continue
         changed += retarget(button.get("buttons", []), page_path, source)
         url = button.get("url")
-        if isinstance(url, str) and page_path in url:
+        if isinstance(url, str) and url.startswith(("https://", "http://")) and page_path in url:
             button["url"] = url.replace(page_path, source)
             changed += 1
     return changed

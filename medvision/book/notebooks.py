@@ -13,6 +13,7 @@ from medvision.book.install_cell import (
     install_cell_source,
     repository_url,
 )
+from medvision.book.parameters import Parameter, cell_source, parse_cell
 
 KERNEL_NAME = "medvision"
 
@@ -111,32 +112,11 @@ def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) ->
 
 
 def _parameter_lines(source: str, values: dict) -> list[str]:
-    """The defaults cell's lines with each parameter that ``values`` sets given that value (type hint and
-    comment kept)."""
-    import ast
-    import io
-    import tokenize
-
-    from papermill.translators import PythonTranslator
-
-    lines = []
-    for line in source.splitlines():
-        try:
-            node = ast.parse(line).body[0]
-        except (SyntaxError, IndexError):
-            lines.append(line)
-            continue
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
-        if not isinstance(target, ast.Name) or target.id not in values:
-            lines.append(line)
-            continue
-        comment = next((t.string for t in tokenize.generate_tokens(io.StringIO(line).readline)
-                        if t.type == tokenize.COMMENT), "")
-        hint = f": {ast.unparse(node.annotation)}" if isinstance(node, ast.AnnAssign) else ""
-        value = PythonTranslator.translate(values[target.id])
-        lines.append(f"{target.id}{hint} = {value}" + (f"  {comment}" if comment else ""))
-    return lines
+    """The defaults cell with each parameter that ``values`` sets given that value (type hint and comment kept;
+    a long mapping spread one key per line, as the stored cells are)."""
+    params = parse_cell(source)
+    return cell_source([Parameter(p.name, p.annotation, values.get(p.name, p.value), p.comment)
+                        for p in params]).splitlines()
 
 
 def show_parameters_once(nb) -> None:

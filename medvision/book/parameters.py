@@ -161,6 +161,13 @@ def check_parameter_cells(folder: Path, root: Path) -> list[str]:
     return problems
 
 
+def unset_by(profile: str, notebook: str, root: Path) -> list[str]:
+    """The parameters the stored profile sets for ``notebook`` and ``profile`` does not: a run under ``profile``
+    would take them from the stored (heavier) settings."""
+    stored = profile_values(stored_profile(notebook, root), notebook, root)
+    return sorted(set(stored) - set(profile_values(profile, notebook, root)))
+
+
 def smoke_copies(root: Path, dest: Path, profile: str = TEST_PROFILE) -> list[Path]:
     """Copies of ``root/notebooks/*.ipynb`` in ``dest`` with ``profile``'s parameters injected by papermill
     (not executed): what ``make test`` runs under nbval."""
@@ -172,6 +179,10 @@ def smoke_copies(root: Path, dest: Path, profile: str = TEST_PROFILE) -> list[Pa
     for path in sorted((root / "notebooks").glob("*.ipynb")):
         if path.stem not in loaded["notebooks"]:
             raise ValueError(f"the {profile} profile does not run {path.name}, so the tests cannot run it")
+        leaking = unset_by(profile, path.stem, root)
+        if leaking:
+            raise ValueError(f"profiles/{profile}.yaml leaves {leaking} of {path.stem} to the stored "
+                             f"({stored_profile(path.stem, root)} profile's) values; set them for {profile}")
         target = dest / path.name
         papermill.execute_notebook(str(path), str(target), parameters=profile_values(profile, path.stem, root),
                                    prepare_only=True, kernel_name="medvision", progress_bar=False,

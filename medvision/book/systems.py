@@ -27,10 +27,15 @@ from medvision.book.pages import runs_dir
 from medvision.book.profiles import GENERATED, SystemPlan
 from medvision.core import run_log
 from medvision.core.atomic import write_text_atomic
+from medvision.core.errors import UserError
 from medvision.data.load import data_problem as _data_problem
 from medvision.evaluate.anchors import chosen_intervals
 
 SYSTEMS = GENERATED / "systems"
+
+#: Parameters that keep a chapter on the system alone, whatever the chapter stores (the benchmark stores the
+#: default build's data sets).
+ON_THE_SYSTEM: dict[str, dict[str, Any]] = {"06_benchmark": {"datasets": [], "per_dataset": {}}}
 
 
 def data_problem(plan: SystemPlan) -> str:
@@ -47,8 +52,8 @@ def run_system(name: str, plan: SystemPlan, profile_name: str, root: Path, out_r
     record["missing"] = data_problem(plan)
     if not record["missing"]:
         for nb in plan.chapters:
-            params = {"config": plan.config, "overrides": plan.overrides, **plan.parameters.get(nb, {}),
-                      "profile": profile_name}
+            params = {"config": plan.config, "overrides": plan.overrides, **ON_THE_SYSTEM.get(nb, {}),
+                      **plan.parameters.get(nb, {}), "profile": profile_name}
             print(f"[{profile_name}] {name}: executing notebooks/{nb}.ipynb", flush=True)
             os.environ[run_log.CHAPTER_VAR] = f"{name}-{nb}"
             start = time.perf_counter()
@@ -106,8 +111,10 @@ def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -
                   f"- training: {train.epochs} epoch{'s' if train.epochs != 1 else ''}, `{train.scheduler}` schedule, loss `{train.loss}`, "
                   f"learning rate {config.strategy.lr:g}, chosen on validation `{train.monitor}`; strategies "
                   + ", ".join(f"`{s}`" for s in config.strategies), "",
-                  "The chapters of this system follow; the weights each run actually started from are on the "
-                  "training-strategies page.", ""]
+                  ("The chapters of this system follow; the weights each run actually started from are on the "
+                   "training-strategies page." if "02_training_strategies" in record["chapters"] else
+                   "Its benchmark page follows: the seeds of each strategy, and the one chosen on validation set "
+                   "beside what was published."), ""]
         if record.get("split"):
             lines += [f"Every number of this system's chapters is on one split, published as {{download}}`its "
                       f"manifest <{name}/{record['split']}>` (one row per image: its file relative to the data "
@@ -116,8 +123,10 @@ def landing_page(name: str, plan: SystemPlan, record: dict, profile_name: str) -
         metrics = ", ".join(f"{k.replace('_', ' ')} {'-'.join(f'{x:g}' for x in v) if isinstance(v, list) else v}"
                             for k, v in config.reference["metrics"].items())
         source = config.reference.get("source", "the reference")
-        lines += ["## What was published", "", f"{source[0].upper()}{source[1:]}: {metrics}. The per-class page "
-                  "sets our test metrics beside these numbers.", ""]
+        where = ("The per-class page" if "03_per_class_analysis" in record["chapters"] else
+                 "The benchmark page" if "06_benchmark" in record["chapters"] else "")
+        lines += ["## What was published", "", f"{source[0].upper()}{source[1:]}: {metrics}."
+                  + (f" {where} sets our test metrics beside these numbers." if where else ""), ""]
     if profile_name != REFERENCE_PROFILE:
         lines += reference_results(config.label)
     return "\n".join(lines)
@@ -135,6 +144,15 @@ def reference_results(label: str, runs_root: Path | None = None) -> list[str]:
     found = sorted(root.glob("seed*/*/summary.json"))
     if not found:
         return []
+    try:
+        return _reference_lines(label, found)
+    except (UserError, OSError, ValueError, KeyError) as exc:  # a damaged or partial run: say so, build on
+        return ["## At the seeds' input size (reference profile)", "",
+                f"This machine holds runs of the `reference` profile for this system, but they could not be read "
+                f"({type(exc).__name__}); run `make book PROFILE=reference` again.", ""]
+
+
+def _reference_lines(label: str, found: list[Path]) -> list[str]:
     rows = []
     for path in found:
         summary = json.loads(path.read_text())

@@ -116,9 +116,11 @@ def describe_versus(table: pd.DataFrame) -> str:
 
 def _seed_evaluations(run_dirs: Sequence[str | os.PathLike[str]], n_resamples: int) -> list:
     """Each seed's evaluation (test and validation logits), checked to be on the same test images."""
-    evs = [evaluate_run(d, n_resamples=min(n_resamples, 200)) for d in run_dirs]
-    if any(not torch.equal(ev.test_targets, evs[0].test_targets) for ev in evs[1:]):
-        raise MixedRunsError(f"the runs {[str(d) for d in run_dirs]} were not tested on the same images")
+    evs = [evaluate_run(d, n_resamples=n_resamples) for d in run_dirs]  # the settings chapter 06 evaluates with
+    if any(list(ev.test_ids) != list(evs[0].test_ids) or not torch.equal(ev.test_targets, evs[0].test_targets)
+           for ev in evs[1:]):
+        raise MixedRunsError(f"the runs {[Path(d).name for d in run_dirs]} of one comparison were not tested on "
+                             "the same images")
     return evs
 
 
@@ -178,16 +180,19 @@ def versus_reference(run_dirs: Sequence[str | os.PathLike[str]], reference: dict
     targets = evs[0].test_targets
     terms = [ResampleTerms(ev.test_logits, targets) for ev in evs]
     thresholded = {"sensitivity", "specificity"} & set(metrics)
-    point = ""
+    point, skipped = "", ""
     if thresholded:
         if len(evs[0].class_names) != 2:
             raise ConfigError(f"the reference's {sorted(thresholded)} need a two-class task")
         positive = evs[0].class_names.index(binary_positive(evs[0], reference))
         target = metrics.get("sensitivity")
         rule = ("sensitivity", float(target)) if isinstance(target, int | float) else ("youden", None)
-        chosen = [choose_threshold(positive_scores(ev.val_logits, positive),
-                                   (ev.val_targets.numpy() == positive).astype(int), *rule) for ev in evs]
-        point = chosen[0].label.replace("threshold from val", "threshold chosen on validation")
+        try:
+            chosen = [choose_threshold(positive_scores(ev.val_logits, positive),
+                                       (ev.val_targets.numpy() == positive).astype(int), *rule) for ev in evs]
+            point = chosen[0].label.replace("threshold from val", "threshold chosen on validation")
+        except ConfigError as exc:  # a validation split without both classes, or a floor it never reaches
+            skipped, thresholded = f"no validation threshold: {exc}", set()
         scores = [positive_scores(ev.test_logits, positive) for ev in evs]
         is_pos = targets.numpy() == positive
 
@@ -202,15 +207,24 @@ def versus_reference(run_dirs: Sequence[str | os.PathLike[str]], reference: dict
     intervals = seeds_and_cases(score, len(evs), int(targets.shape[0]), n_resamples, seed=seed)
     rows = []
     for metric, ref in metrics.items():
+        band = isinstance(ref, list | tuple)
+        floor = float(ref[0]) if band else float(ref)
+        shown = f"{float(ref[0]):.2f}-{float(ref[1]):.2f}" if band else f"{floor:.3f}"
+        if skipped and metric in ("sensitivity", "specificity"):
+            rows.append({"metric": metric, "operating point": skipped, "ours": np.nan, "low": np.nan,
+                         "high": np.nan, "seeds": len(evs), "test images": int(targets.shape[0]),
+                         "reference": shown, "verdict": "not computed"})
+            continue
         if metric not in intervals:
             raise ConfigError(f"the reference names {metric!r}; a reference may give {sorted(intervals)}")
         iv = intervals[metric]
-        band = isinstance(ref, list | tuple)
-        floor = float(ref[0]) if band else float(ref)
-        rows.append({"metric": metric, "operating point": point if metric in thresholded else "argmax",
+        if metric in thresholded and rule[0] == metric:  # the threshold keeps it on validation: not a finding
+            where = f"{point}; kept there by construction"
+        else:
+            where = point if metric in thresholded else "argmax"
+        rows.append({"metric": metric, "operating point": where,
                      "ours": iv.estimate, "low": iv.lower, "high": iv.upper, "seeds": iv.seeds,
-                     "test images": iv.cases,
-                     "reference": f"{float(ref[0]):.2f}-{float(ref[1]):.2f}" if band else f"{floor:.3f}",
+                     "test images": iv.cases, "reference": shown,
                      "verdict": iv.verdict(floor) + (" (of the range's floor)" if band else "")})
     return pd.DataFrame(rows).set_index("metric")
 

@@ -1,6 +1,6 @@
-"""The book's one interval, and the three words it decides.
+"""The book's interval for a mean over seeds, and the three words it decides.
 
-Every comparison the book states is a mean over seeds of a test metric, and its uncertainty has two sources: the
+A comparison of trained networks is a mean over seeds of a test metric, and its uncertainty has two sources: the
 seeds (another seed trains another network) and the test cases (another draw of test images scores it
 differently). :func:`seeds_and_cases` bootstraps both at once, as a two-level percentile bootstrap: each resample
 draws the seeds with replacement and one draw of the test cases with replacement, and averages the metric of
@@ -12,6 +12,9 @@ Against a published single number the interval is ours alone; between two models
 images it is the interval of the paired difference (:func:`paired_difference`). :func:`verdict` reads it:
 *ahead* when the whole interval lies above the other side, *behind* when it lies wholly below, *inconclusive*
 otherwise.
+
+The benchmark chapter's verdicts (against published rows and a seed system's reference) use it; the evidence
+chapters' t-intervals over seeds and the per-class page's test-only intervals predate it.
 """
 
 from __future__ import annotations

@@ -139,8 +139,10 @@ def run_strategy(cache: TensorCache, spec: str, config: RunConfig, runs_dir: str
         "feature_extraction_seconds": result.extra["feature_extraction_seconds"],
         "cached_features": result.cached_features, "cached": result.extra["cached"],
         "stage_cache": result.extra.get("stage_cache", {}), "world_size": result.extra["world_size"],
-        "val": result.best_metrics, "test": test, "tta": tta,
-        **({"tta_val": tta_val} if tta_val else {}),
+        # Validation as the run is scored: under tta: auto, the chosen mode's (the epoch was selected without flips,
+        # kept as val_training), so val and test columns side by side use the same test-time augmentation.
+        "val": tta_val.get(tta, result.best_metrics), "test": test, "tta": tta,
+        **({"tta_val": tta_val, "val_training": result.best_metrics} if tta_val else {}),
         "leakage": {k: v for k, v in audit.items() if k != "test_leaking"},
     }
     if main:
@@ -157,7 +159,8 @@ def choose_tta(model: torch.nn.Module, val_loader, train: TrainConfig, device: t
     if train.tta != "auto":
         return train.tta, {}
     amp = autocast_dtype(train.amp, device)
-    scores = {mode: evaluate(with_tta(model, mode), val_loader, device, amp) for mode in SCORED_TTA_MODES}
+    scores = {mode: evaluate(with_tta(model, mode), val_loader, device, amp, train.top_k)
+              for mode in SCORED_TTA_MODES}
     sign = -1.0 if train.monitor == "loss" else 1.0
     best = max(SCORED_TTA_MODES, key=lambda m: (sign * scores[m][train.monitor], m == "none"))
     return best, scores

@@ -164,8 +164,10 @@ def test_executed_eda_page_has_figures(tmp_path, monkeypatch):
     assert "remove-cell" not in injected["metadata"].get("tags", [])
     shown = "".join(injected["source"])
     assert shown.startswith("# Parameters of this run")
-    names = [line.split(":")[0] for line in "".join(defaults["source"]).splitlines() if line and line[0].isalpha()]
-    assert [line.split(":")[0] for line in shown.splitlines()[1:]] == names
+    from medvision.book.parameters import parse_cell
+
+    stored = parse_cell("".join(defaults["source"]))
+    assert [p.name for p in parse_cell(shown)] == [p.name for p in stored]  # every parameter, in order
     assert 'profile: str = "smoke"  # profile that produced this page' in shown
     assert "max_stats_images: int = 200  #" in shown  # the smoke profile's value, the notebook's comment
 

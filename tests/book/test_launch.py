@@ -49,8 +49,10 @@ def test_pages_map_to_their_sources():
     buttons = [{"type": "group", "buttons": [
         {"type": "link", "url": "https://colab.research.google.com/github/o/r/blob/main/book/generated/02_x.ipynb"},
         {"type": "link", "url": "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/generated/02_x.ipynb"}]},
-        {"type": "link", "url": "https://github.com/o/r"}]
+        {"type": "link", "url": "https://github.com/o/r"},
+        {"type": "group", "buttons": [{"type": "link", "url": "../../_sources/book/generated/02_x.ipynb"}]}]
     assert retarget(buttons, "book/generated/02_x.ipynb", "notebooks/02_x.ipynb") == 2
+    assert buttons[2]["buttons"][0]["url"] == "../../_sources/book/generated/02_x.ipynb"  # the download stays
     assert buttons[0]["buttons"][0]["url"].endswith("/blob/main/notebooks/02_x.ipynb")
     assert buttons[0]["buttons"][1]["url"].endswith("urlpath=lab/tree/notebooks/02_x.ipynb")
 
@@ -82,4 +84,6 @@ def test_a_built_chapter_launches_its_source_in_colab_and_binder(tmp_path):
     assert "urlpath=lab/tree/notebooks/02_training_strategies.ipynb" in chapter
     launches = re.findall(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org)[^"]+)"', chapter)
     assert len(launches) == 2 and not [u for u in launches if "book/generated" in u]
+    assert "_sources/book/generated/02_training_strategies.ipynb" in chapter  # the download button is untouched
+    assert (index.parent / "_sources" / "book" / "generated" / "02_training_strategies.ipynb").is_file()
     assert "colab.research.google.com" not in (index.parent / "book" / "intro.html").read_text()

@@ -15,6 +15,7 @@ from medvision.book.parameters import (
     profile_values,
     smoke_copies,
     stored_profile,
+    unset_by,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,3 +74,11 @@ def test_the_tests_run_copies_with_the_smoke_parameters_injected(tmp_path):
     eda = nbformat.read(tmp_path / "01_eda.ipynb", as_version=4)
     injected = next(c for c in eda.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "max_stats_images = 200" in injected.source  # the smoke profile's value, not the stored 2000
+
+
+def test_the_smoke_profile_sets_every_parameter_a_stored_profile_sets():
+    """Otherwise make test's smoke runs (nbval copies and the smoke book) would take the default or evidence
+    profile's data sets and sizes from the stored cell."""
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert unset_by("smoke", path.stem, REPO) == [], path.stem
+    assert profile_values("smoke", "08_label_budget", REPO)["datasets"] == []

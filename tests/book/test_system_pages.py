@@ -151,3 +151,20 @@ def test_a_systems_page_cites_the_reference_profiles_runs_with_their_date(shared
     assert str(tmp_path) not in text  # no machine path on a page
     monkeypatch.setenv("MEDVISION_RUNS", str(tmp_path))  # where the book's runs go
     assert "\n".join(reference_results(config.label)) == text
+
+
+def test_a_systems_benchmark_runs_on_the_system_whatever_the_chapter_stores(tmp_path, monkeypatch):
+    """Chapter 06 stores the default build's data sets; run for a system it must benchmark that system alone."""
+    from medvision.book import systems
+
+    calls = []
+    monkeypatch.setattr(systems, "execute_notebook", lambda src, dst, params, cwd: calls.append(params))
+    monkeypatch.setenv("MEDVISION_RUNS", str(tmp_path / "runs"))
+    plan = SystemPlan("breastmnist", chapters=("06_benchmark",), parameters={"06_benchmark": {"seeds": [0, 1, 2]}})
+    record = systems.run_system("breastmnist", plan, "reference", REPO, tmp_path)
+    assert record["chapters"].keys() == {"06_benchmark"} and not record["missing"]
+    [params] = calls
+    assert params["config"] == "breastmnist" and params["datasets"] == [] and params["per_dataset"] == {}
+    assert params["seeds"] == [0, 1, 2] and params["profile"] == "reference"
+    landing = (tmp_path / "book" / "generated" / "systems" / "breastmnist.md").read_text()
+    assert "benchmark page follows" in landing and "training-strategies page" not in landing

@@ -101,6 +101,7 @@ def test_auto_tta_run_is_scored_evaluated_and_exported_with_the_mode_it_chose(sh
     assert chosen in ("none", "hflip") and set(summary["tta_val"]) == {"none", "hflip"}
     other = "hflip" if chosen == "none" else "none"
     assert summary["tta_val"][chosen]["macro_f1"] >= summary["tta_val"][other]["macro_f1"]
+    assert summary["val"] == summary["tta_val"][chosen] and "macro_f1" in summary["val_training"]
     rd = RunDirectory(tmp_path / summary["run"])
     assert rd.tta() == chosen and rd.run_config().train.tta == "auto"
     run = load_run(rd.path)
@@ -110,6 +111,10 @@ def test_auto_tta_run_is_scored_evaluated_and_exported_with_the_mode_it_chose(sh
     assert test["macro_f1"] == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
     ev = evaluate_run(rd.path, n_resamples=20)
     assert float(ev.metrics["macro_f1"]) == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
+    from medvision.deploy.export import export_bundle
+
+    bundle = export_bundle(rd.path, tmp_path / "bundle")  # the bundle scores as the run was scored
+    assert json.loads((bundle / "bundle.json").read_text())["tta"] == chosen
     lost = {k: v for k, v in rd.summary().items() if k != "tta"}  # a summary that lost its choice is refused
     rd.write_summary(lost)
     from medvision.core.errors import RunDirectoryError
