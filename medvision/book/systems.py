@@ -30,6 +30,7 @@ from medvision.core.atomic import write_text_atomic
 from medvision.core.errors import UserError
 from medvision.data.load import data_problem as _data_problem
 from medvision.evaluate.anchors import chosen_intervals
+from medvision.train.run_dir import RunDirectory
 
 SYSTEMS = GENERATED / "systems"
 
@@ -66,8 +67,8 @@ def run_system(name: str, plan: SystemPlan, profile_name: str, root: Path, out_r
     return record
 
 
-#: The file name of a system's published split manifest, beside its chapters.
-SPLIT_FILE = "split.csv"
+#: The file name of a system's published split manifest, beside its chapters (a run's own split file).
+SPLIT_FILE = RunDirectory.SPLIT
 
 
 def publish_split(profile_name: str, label: str, folder: Path) -> str:
@@ -141,7 +142,7 @@ def reference_results(label: str, runs_root: Path | None = None) -> list[str]:
     (``<runs>/reference/benchmark/<label>/``): per strategy, the mean test metrics over its seeds with the book's
     interval, the input size and the date the runs finished. Empty when there are none."""
     root = (runs_root or runs_dir(REFERENCE_PROFILE, "benchmark")) / label / "all"
-    found = sorted(root.glob("seed*/*/summary.json"))
+    found = sorted(root.glob(f"seed*/*/{RunDirectory.SUMMARY}"))
     if not found:
         return []
     try:
