@@ -21,7 +21,7 @@ from medvision.core.errors import ConfigError, DataNotFoundError, MixedRunsError
 from medvision.evaluate.evaluation import binary_positive, evaluate_run
 from medvision.metrics.classification import ResampleTerms
 from medvision.metrics.intervals import VERDICTS, Interval, metric_intervals, seeds_and_cases
-from medvision.metrics.operating_point import choose_threshold, positive_scores
+from medvision.metrics.operating_point import choose_threshold, positive_scores, rates
 from medvision.resources import anchors_file
 
 METRICS = HEADLINE_METRICS
@@ -199,9 +199,8 @@ def versus_reference(run_dirs: Sequence[str | os.PathLike[str]], reference: dict
     def score(s: int, idx: np.ndarray) -> dict[str, float]:
         out = terms[s].metrics(idx)[0]
         if thresholded:
-            called, pos = scores[s][idx] >= chosen[s].value, is_pos[idx]
-            out["sensitivity"] = float(called[pos].mean()) if pos.any() else float("nan")
-            out["specificity"] = float((~called[~pos]).mean()) if (~pos).any() else float("nan")
+            at = rates(scores[s][idx], is_pos[idx].astype(int), chosen[s].value)
+            out["sensitivity"], out["specificity"] = at["sensitivity"], at["specificity"]
         return out
 
     intervals = seeds_and_cases(score, len(evs), int(targets.shape[0]), n_resamples, seed=seed)

@@ -42,9 +42,11 @@ def test_profile_parameters_exist_in_the_notebooks():
 
 
 def _declared(nb: str) -> set[str]:
+    from medvision.book.parameters import parse_cell
+
     source = jupytext.read(REPO / "notebooks" / f"{nb}.py")
     cell = next(c for c in source.cells if "parameters" in c.metadata.get("tags", []))
-    return {line.split(":")[0].strip() for line in cell.source.splitlines() if ":" in line}
+    return {p.name for p in parse_cell(cell.source)}
 
 
 def test_unknown_profile_is_a_clear_error():
